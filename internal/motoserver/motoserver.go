@@ -1,0 +1,265 @@
+// Package motoserver starts and stops a local moto_server (a local AWS API,
+// Secrets Manager and SQS included) for tests and the local development stack.
+//
+// moto_server ships with the machine image's Python (pip package moto[server]);
+// it cannot be installed from anywhere else here, so a missing binary is an
+// error with a clear message, never a skipped test.
+package motoserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+)
+
+// Binary is the name of the executable Start looks for on PATH.
+const Binary = "moto_server"
+
+// Region and the static credentials every Server hands to its clients. moto
+// accepts any credentials unless IAM enforcement is switched on (see WithEnv).
+const (
+	Region          = "us-east-1"
+	AccessKeyID     = "testing"
+	SecretAccessKey = "testing"
+)
+
+// Defaults for the options.
+const (
+	DefaultReadyTimeout = 20 * time.Second
+	DefaultStopGrace    = 5 * time.Second
+)
+
+// ErrNotFound is returned by Start when moto_server (or the executable named
+// with WithBinary) is not on PATH.
+var ErrNotFound = errors.New("moto_server not found on PATH: it ships with the machine image's Python (pip package moto[server])")
+
+// Server is a running moto_server. Stop it when done.
+type Server struct {
+	// URL is the server's base URL, e.g. http://127.0.0.1:40123.
+	URL string
+
+	name     string // the executable, for error messages
+	cmd      *exec.Cmd
+	grace    time.Duration
+	exited   chan struct{} // closed when the process has been waited for
+	waitErr  error         // set before exited is closed
+	stopOnce sync.Once
+}
+
+// Option configures Start.
+type Option func(*options)
+
+type options struct {
+	binary       string
+	readyTimeout time.Duration
+	stopGrace    time.Duration
+	env          []string
+	stdout       *os.File
+	stderr       *os.File
+}
+
+// WithBinary runs the named executable (looked up on PATH unless it contains
+// a slash) instead of Binary, e.g. a wrapper script.
+func WithBinary(name string) Option { return func(o *options) { o.binary = name } }
+
+// WithReadyTimeout bounds how long Start waits for the server to answer HTTP
+// (default DefaultReadyTimeout).
+func WithReadyTimeout(d time.Duration) Option { return func(o *options) { o.readyTimeout = d } }
+
+// WithStopGrace is how long Stop waits after SIGTERM before it sends SIGKILL
+// (default DefaultStopGrace).
+func WithStopGrace(d time.Duration) Option { return func(o *options) { o.stopGrace = d } }
+
+// WithEnv adds "KEY=value" entries to the server's environment, e.g.
+// "INITIAL_NO_AUTH_ACTION_COUNT=3" to make moto enforce IAM after three
+// unauthenticated requests.
+func WithEnv(kv ...string) Option { return func(o *options) { o.env = append(o.env, kv...) } }
+
+// WithOutput sends the server's stdout and stderr to the given files (by
+// default they are discarded; moto logs every request).
+func WithOutput(stdout, stderr *os.File) Option {
+	return func(o *options) { o.stdout, o.stderr = stdout, stderr }
+}
+
+// Start finds moto_server on PATH, starts it on a free 127.0.0.1 port in its
+// own process group and returns once it answers HTTP. ctx bounds the start-up
+// only; the server runs until Stop.
+func Start(ctx context.Context, opts ...Option) (*Server, error) {
+	o := options{binary: Binary, readyTimeout: DefaultReadyTimeout, stopGrace: DefaultStopGrace}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	bin, err := exec.LookPath(o.binary)
+	if err != nil {
+		if o.binary == Binary {
+			return nil, ErrNotFound
+		}
+		return nil, fmt.Errorf("%w (looked for %q: %v)", ErrNotFound, o.binary, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.readyTimeout)
+	defer cancel()
+
+	// The free port is found by binding and releasing it, so another process
+	// may take it before moto does: then moto exits and we try another port.
+	var lastErr error
+	for range 3 {
+		s, err := start(ctx, bin, o)
+		if err == nil {
+			return s, nil
+		}
+		lastErr = err
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, lastErr
+}
+
+func start(ctx context.Context, bin string, o options) (*Server, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, fmt.Errorf("motoserver: finding a free port: %w", err)
+	}
+	cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", strconv.Itoa(port))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Env = append(os.Environ(), o.env...)
+	if o.stdout != nil {
+		cmd.Stdout = o.stdout
+	}
+	if o.stderr != nil {
+		cmd.Stderr = o.stderr
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("motoserver: starting %s: %w", bin, err)
+	}
+	s := &Server{
+		URL:    "http://127.0.0.1:" + strconv.Itoa(port),
+		name:   bin,
+		cmd:    cmd,
+		grace:  o.stopGrace,
+		exited: make(chan struct{}),
+	}
+	go func() {
+		s.waitErr = cmd.Wait()
+		close(s.exited)
+	}()
+	if err := s.waitReady(ctx); err != nil {
+		s.Stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+// waitReady polls the server until it answers HTTP with any status.
+func (s *Server) waitReady(ctx context.Context) error {
+	client := &http.Client{Timeout: time.Second}
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+"/", nil)
+		if err != nil {
+			return fmt.Errorf("motoserver: %w", err)
+		}
+		if resp, err := client.Do(req); err == nil {
+			resp.Body.Close()
+			return nil
+		}
+		select {
+		case <-s.exited:
+			return fmt.Errorf("motoserver: %s exited before answering on %s: %v", s.name, s.URL, s.waitErr)
+		case <-ctx.Done():
+			return fmt.Errorf("motoserver: %s did not answer on %s in time: %w", s.name, s.URL, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// PID is the server process's id (also its process group id).
+func (s *Server) PID() int { return s.cmd.Process.Pid }
+
+// Stop ends the server's process group: SIGTERM, then SIGKILL if it has not
+// exited within the grace period. It waits for the process and is safe to call
+// more than once and from several goroutines.
+func (s *Server) Stop() {
+	s.stopOnce.Do(func() {
+		pgid := s.cmd.Process.Pid
+		_ = syscall.Kill(-pgid, syscall.SIGTERM)
+		t := time.NewTimer(s.grace)
+		defer t.Stop()
+		select {
+		case <-s.exited:
+		case <-t.C:
+			_ = syscall.Kill(-pgid, syscall.SIGKILL)
+			<-s.exited
+		}
+		// Children that ignored SIGTERM while the leader exited.
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	})
+	<-s.exited
+}
+
+// Env is what a child process needs to reach this server through the AWS SDK:
+// the Secrets Manager endpoint, the region and static credentials.
+func (s *Server) Env() []string {
+	return []string{
+		"AWS_ENDPOINT_URL_SECRETS_MANAGER=" + s.URL,
+		"AWS_REGION=" + Region,
+		"AWS_ACCESS_KEY_ID=" + AccessKeyID,
+		"AWS_SECRET_ACCESS_KEY=" + SecretAccessKey,
+	}
+}
+
+// AWSConfig is an SDK configuration pointed at this server, with static
+// credentials and region us-east-1. It is built from scratch: shared config
+// files and AWS_* environment variables (an endpoint meant for another server
+// included) are not consulted. ctx is unused and kept for symmetry with
+// config.LoadDefaultConfig.
+func (s *Server) AWSConfig(ctx context.Context) (aws.Config, error) {
+	return s.AWSConfigWithCredentials(ctx, AccessKeyID, SecretAccessKey)
+}
+
+// AWSConfigWithCredentials is AWSConfig with the given access key, for a moto
+// that enforces IAM (see WithEnv).
+func (s *Server) AWSConfigWithCredentials(_ context.Context, accessKeyID, secretAccessKey string) (aws.Config, error) {
+	if accessKeyID == "" || secretAccessKey == "" {
+		return aws.Config{}, errors.New("motoserver: AWS config: empty access key")
+	}
+	return aws.Config{
+		Region:       Region,
+		Credentials:  aws.NewCredentialsCache(credentials.NewStaticCredentialsProvider(accessKeyID, secretAccessKey, "")),
+		BaseEndpoint: aws.String(s.URL),
+	}, nil
+}
+
+// StartT starts a server for a test or benchmark and stops it in t.Cleanup.
+// It fails t (never skips) when the server cannot start.
+func StartT(t testing.TB, opts ...Option) *Server {
+	t.Helper()
+	s, err := Start(context.Background(), opts...)
+	if err != nil {
+		t.Fatalf("motoserver: %v", err)
+	}
+	t.Cleanup(s.Stop)
+	return s
+}
