@@ -1,0 +1,106 @@
+// Package config reads the function's environment once, at start-up, and
+// turns every missing or malformed setting into an error that names the
+// variable and the rule it breaks.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim"
+)
+
+// Defaults from the function contract.
+const (
+	DefaultAPIURL    = "https://zim-api.zego.im"
+	DefaultRateLimit = 20.0
+	DefaultSecretTTL = 5 * time.Minute
+)
+
+// MaxRateLimit is ZEGO's per-AppId limit; one instance may never be set above it.
+const MaxRateLimit = 20.0
+
+// Config is the function's settings.
+type Config struct {
+	SecretID    string        // ZEGO_SECRET_ID
+	APIURL      string        // ZEGO_API_URL
+	RateLimit   float64       // ZEGO_RATE_LIMIT, requests/second for this instance
+	SecretTTL   time.Duration // ZEGO_SECRET_TTL
+	LogLevel    slog.Level    // LOG_LEVEL
+	CallerClaim string        // ZEGO_CALLER_CLAIM; empty = JWT mode off
+}
+
+// Error is a setting that is missing or malformed.
+type Error struct {
+	Variable string
+	Rule     string
+}
+
+func (e *Error) Error() string { return e.Variable + " " + e.Rule }
+
+// Load reads the settings through getenv (os.Getenv in production). Every
+// problem is reported, joined, so one deploy fixes them all.
+func Load(getenv func(string) string) (Config, error) {
+	c := Config{
+		APIURL:    DefaultAPIURL,
+		RateLimit: DefaultRateLimit,
+		SecretTTL: DefaultSecretTTL,
+		LogLevel:  slog.LevelInfo,
+	}
+	var errs []error
+	bad := func(v, rule string) { errs = append(errs, &Error{Variable: v, Rule: rule}) }
+
+	c.SecretID = strings.TrimSpace(getenv("ZEGO_SECRET_ID"))
+	if c.SecretID == "" {
+		bad("ZEGO_SECRET_ID", "is required: the name or ARN of the Secrets Manager secret holding {\"AppId\", \"ServerSecret\"}")
+	}
+	if v := strings.TrimSpace(getenv("ZEGO_API_URL")); v != "" {
+		if err := zim.ValidateBaseURL(v); err != nil {
+			bad("ZEGO_API_URL", fmt.Sprintf("is invalid: %v", err))
+		} else {
+			c.APIURL = v
+		}
+	}
+	if v := strings.TrimSpace(getenv("ZEGO_RATE_LIMIT")); v != "" {
+		r, err := strconv.ParseFloat(v, 64)
+		switch {
+		case err != nil:
+			bad("ZEGO_RATE_LIMIT", fmt.Sprintf("must be a number of requests per second, got %q", v))
+		case r <= 0 || r > MaxRateLimit:
+			bad("ZEGO_RATE_LIMIT", fmt.Sprintf("must be greater than 0 and at most %g (ZEGO's limit per AppId), got %q", MaxRateLimit, v))
+		default:
+			c.RateLimit = r
+		}
+	}
+	if v := strings.TrimSpace(getenv("ZEGO_SECRET_TTL")); v != "" {
+		d, err := time.ParseDuration(v)
+		switch {
+		case err != nil:
+			bad("ZEGO_SECRET_TTL", fmt.Sprintf("must be a Go duration such as 5m or 90s, got %q", v))
+		case d <= 0:
+			bad("ZEGO_SECRET_TTL", fmt.Sprintf("must be positive, got %q", v))
+		default:
+			c.SecretTTL = d
+		}
+	}
+	if v := strings.TrimSpace(getenv("LOG_LEVEL")); v != "" {
+		switch strings.ToLower(v) {
+		case "debug":
+			c.LogLevel = slog.LevelDebug
+		case "info":
+			c.LogLevel = slog.LevelInfo
+		case "warn", "warning":
+			c.LogLevel = slog.LevelWarn
+		case "error":
+			c.LogLevel = slog.LevelError
+		default:
+			bad("LOG_LEVEL", fmt.Sprintf("must be one of debug, info, warn, error, got %q", v))
+		}
+	}
+	c.CallerClaim = strings.TrimSpace(getenv("ZEGO_CALLER_CLAIM"))
+	return c, errors.Join(errs...)
+}

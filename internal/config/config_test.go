@@ -1,0 +1,93 @@
+package config
+
+import (
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestLoadDefaults(t *testing.T) {
+	t.Parallel()
+	c, err := Load(env(map[string]string{"ZEGO_SECRET_ID": "zim/zego"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Config{SecretID: "zim/zego", APIURL: DefaultAPIURL, RateLimit: 20, SecretTTL: 5 * time.Minute, LogLevel: slog.LevelInfo}
+	if c != want {
+		t.Fatalf("got %+v, want %+v", c, want)
+	}
+}
+
+func TestLoadAll(t *testing.T) {
+	t.Parallel()
+	c, err := Load(env(map[string]string{
+		"ZEGO_SECRET_ID":    "arn:aws:secretsmanager:us-east-1:123456789012:secret:zim-AbCdEf",
+		"ZEGO_API_URL":      "https://zim-api-fra.zego.im",
+		"ZEGO_RATE_LIMIT":   "10",
+		"ZEGO_SECRET_TTL":   "90s",
+		"LOG_LEVEL":         "DEBUG",
+		"ZEGO_CALLER_CLAIM": "sub",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.APIURL != "https://zim-api-fra.zego.im" || c.RateLimit != 10 || c.SecretTTL != 90*time.Second ||
+		c.LogLevel != slog.LevelDebug || c.CallerClaim != "sub" {
+		t.Fatalf("unexpected config %+v", c)
+	}
+}
+
+func TestLoadErrorsNameTheVariable(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, variable, value string
+		rule                  string
+	}{
+		{"secret id missing", "ZEGO_SECRET_ID", "", "is required"},
+		{"plain http to a remote host", "ZEGO_API_URL", "http://zim-api.zego.im", "ZEGO_API_URL is invalid"},
+		{"url not a url", "ZEGO_API_URL", "zim-api.zego.im", "ZEGO_API_URL is invalid"},
+		{"rate not a number", "ZEGO_RATE_LIMIT", "fast", "must be a number"},
+		{"rate zero", "ZEGO_RATE_LIMIT", "0", "greater than 0 and at most 20"},
+		{"rate over ZEGO's limit", "ZEGO_RATE_LIMIT", "21", "greater than 0 and at most 20"},
+		{"ttl not a duration", "ZEGO_SECRET_TTL", "5", "must be a Go duration"},
+		{"ttl negative", "ZEGO_SECRET_TTL", "-1m", "must be positive"},
+		{"log level", "LOG_LEVEL", "verbose", "must be one of debug, info, warn, error"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			m := map[string]string{"ZEGO_SECRET_ID": "zim/zego"}
+			m[tt.variable] = tt.value
+			_, err := Load(env(m))
+			var ce *Error
+			if !errors.As(err, &ce) || ce.Variable != tt.variable {
+				t.Fatalf("err = %v, want a *config.Error for %s", err, tt.variable)
+			}
+			if !strings.Contains(err.Error(), tt.rule) {
+				t.Fatalf("err = %q, want it to contain %q", err, tt.rule)
+			}
+		})
+	}
+}
+
+func TestLoadReportsEveryProblem(t *testing.T) {
+	t.Parallel()
+	_, err := Load(env(map[string]string{"ZEGO_RATE_LIMIT": "x", "LOG_LEVEL": "loud"}))
+	for _, v := range []string{"ZEGO_SECRET_ID", "ZEGO_RATE_LIMIT", "LOG_LEVEL"} {
+		if err == nil || !strings.Contains(err.Error(), v) {
+			t.Fatalf("err = %v, want it to name %s", err, v)
+		}
+	}
+}
+
+func TestLoadLoopbackHTTPAllowed(t *testing.T) {
+	t.Parallel()
+	c, err := Load(env(map[string]string{"ZEGO_SECRET_ID": "s", "ZEGO_API_URL": "http://127.0.0.1:8080"}))
+	if err != nil || c.APIURL != "http://127.0.0.1:8080" {
+		t.Fatalf("got %+v, %v", c, err)
+	}
+}
