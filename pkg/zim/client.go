@@ -1,0 +1,492 @@
+package zim
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// DefaultBaseURL serves every region; ZEGO's regional hosts (zim-api-sha,
+// -hkg, -fra, -lax, -bom, -sgp .zego.im) are closer to servers in those regions.
+const DefaultBaseURL = "https://zim-api.zego.im"
+
+// DefaultRateLimit is ZEGO's DeleteConv limit per AppId, in requests per second.
+const DefaultRateLimit = 20
+
+// rateHeadroom spaces requests slightly wider than the configured rate, so that
+// network jitter cannot bunch rps+1 arrivals into ZEGO's one-second window.
+const rateHeadroom = 0.97
+
+// maxBodyBytes bounds how much of an answer is read; ZEGO's answers are small.
+const maxBodyBytes = 1 << 20
+
+// Client calls ZEGO's ZIM server API. It is safe for concurrent use; all its
+// methods share one rate limiter.
+type Client struct {
+	base    string // scheme://host/path/, ready for "?Action=..."
+	http    *http.Client
+	limiter *rate.Limiter
+	retry   RetryPolicy
+	now     func() time.Time
+	log     *slog.Logger
+	creds   CredentialsSource
+
+	nonceMu sync.Mutex
+	nonce   io.Reader
+}
+
+// settings collects what Options set before New builds the Client.
+type settings struct {
+	baseURL    string
+	httpClient *http.Client
+	rps        float64
+	retry      RetryPolicy
+	now        func() time.Time
+	nonce      io.Reader
+	logger     *slog.Logger
+	creds      CredentialsSource
+}
+
+// Option configures a Client in New.
+type Option func(*settings) error
+
+// WithBaseURL sets the API's base URL (default DefaultBaseURL). It must pass
+// ValidateBaseURL; a path is kept as a prefix, so "http://127.0.0.1:8080/zim"
+// posts to /zim/?Action=....
+func WithBaseURL(raw string) Option {
+	return func(s *settings) error {
+		if err := ValidateBaseURL(raw); err != nil {
+			return err
+		}
+		s.baseURL = raw
+		return nil
+	}
+}
+
+// WithHTTPClient sets the HTTP client. The default has its own transport (a clone
+// of http.DefaultTransport with explicit dial, TLS and header timeouts), a 10s
+// total timeout per attempt, and does not follow redirects.
+func WithHTTPClient(hc *http.Client) Option {
+	return func(s *settings) error {
+		if hc == nil {
+			return errors.New("zim: WithHTTPClient: client is nil")
+		}
+		s.httpClient = hc
+		return nil
+	}
+}
+
+// WithRateLimit sets how many requests per second the Client sends at most, over
+// all its methods (default DefaultRateLimit). Requests are spaced at 97% of rps.
+func WithRateLimit(rps float64) Option {
+	return func(s *settings) error {
+		if !(rps > 0) {
+			return errors.New("zim: WithRateLimit: requests per second must be greater than 0")
+		}
+		s.rps = rps
+		return nil
+	}
+}
+
+// WithRetry sets the retry policy (default DefaultRetryPolicy).
+func WithRetry(p RetryPolicy) Option {
+	return func(s *settings) error {
+		if err := p.validate(); err != nil {
+			return err
+		}
+		s.retry = p
+		return nil
+	}
+}
+
+// WithClock sets the clock that supplies signature timestamps (default
+// time.Now). Waits use the runtime's timers, which testing/synctest controls.
+func WithClock(now func() time.Time) Option {
+	return func(s *settings) error {
+		if now == nil {
+			return errors.New("zim: WithClock: clock is nil")
+		}
+		s.now = now
+		return nil
+	}
+}
+
+// WithNonceSource sets where signature nonces come from (default crypto/rand).
+// Only tests should need it; the reader is not required to be safe for
+// concurrent use.
+func WithNonceSource(r io.Reader) Option {
+	return func(s *settings) error {
+		if r == nil {
+			return errors.New("zim: WithNonceSource: reader is nil")
+		}
+		s.nonce = r
+		return nil
+	}
+}
+
+// WithLogger sets the logger for per-attempt debug lines and retry warnings. The
+// default discards everything. Secrets, signatures and query strings are never logged.
+func WithLogger(l *slog.Logger) Option {
+	return func(s *settings) error {
+		if l == nil {
+			return errors.New("zim: WithLogger: logger is nil")
+		}
+		s.logger = l
+		return nil
+	}
+}
+
+// WithCredentials makes src supply the credentials on every attempt, so that a
+// rotated ServerSecret is picked up without a new Client. New must then be
+// called with appID 0 and an empty serverSecret.
+func WithCredentials(src CredentialsSource) Option {
+	return func(s *settings) error {
+		if src == nil {
+			return errors.New("zim: WithCredentials: source is nil")
+		}
+		s.creds = src
+		return nil
+	}
+}
+
+// New returns a Client for appID and serverSecret, or for the credentials that
+// WithCredentials supplies. Malformed credentials are a *ValidationError naming
+// "AppId" or "ServerSecret" (never the value).
+func New(appID uint32, serverSecret string, opts ...Option) (*Client, error) {
+	s := settings{
+		baseURL: DefaultBaseURL,
+		rps:     DefaultRateLimit,
+		retry:   DefaultRetryPolicy,
+		now:     time.Now,
+		nonce:   rand.Reader,
+	}
+	for _, opt := range opts {
+		if opt == nil {
+			continue
+		}
+		if err := opt(&s); err != nil {
+			return nil, err
+		}
+	}
+	if s.creds == nil {
+		static := Credentials{AppID: appID, ServerSecret: serverSecret}
+		if err := static.Validate(); err != nil {
+			return nil, err
+		}
+		s.creds = StaticCredentials(static)
+	} else {
+		// Two sources of truth would leave it unclear which one signs.
+		if appID != 0 {
+			return nil, &ValidationError{Field: "AppId", Rule: "must be 0 when WithCredentials is used"}
+		}
+		if serverSecret != "" {
+			return nil, &ValidationError{Field: "ServerSecret", Rule: "must be empty when WithCredentials is used"}
+		}
+	}
+	base, err := parseBaseURL(s.baseURL)
+	if err != nil {
+		return nil, err
+	}
+	if s.httpClient == nil {
+		s.httpClient = defaultHTTPClient()
+	}
+	if s.logger == nil {
+		s.logger = slog.New(slog.DiscardHandler)
+	}
+	limit := rate.Limit(s.rps * rateHeadroom)
+	if math.IsInf(s.rps, 1) {
+		limit = rate.Inf
+	}
+	return &Client{
+		base:    base,
+		http:    s.httpClient,
+		limiter: rate.NewLimiter(limit, 1),
+		retry:   s.retry,
+		now:     s.now,
+		log:     s.logger,
+		creds:   s.creds,
+		nonce:   s.nonce,
+	}, nil
+}
+
+// defaultHTTPClient bounds every phase of an attempt, so that a stuck connection
+// costs one retry rather than the caller's whole deadline.
+func defaultHTTPClient() *http.Client {
+	var t *http.Transport
+	if dt, ok := http.DefaultTransport.(*http.Transport); ok {
+		t = dt.Clone()
+	} else {
+		t = &http.Transport{Proxy: http.ProxyFromEnvironment, ForceAttemptHTTP2: true}
+	}
+	t.DialContext = (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	t.TLSHandshakeTimeout = 5 * time.Second
+	t.ResponseHeaderTimeout = 10 * time.Second
+	t.ExpectContinueTimeout = time.Second
+	t.IdleConnTimeout = 90 * time.Second
+	t.MaxIdleConnsPerHost = DefaultRateLimit
+	return &http.Client{
+		Transport: t,
+		Timeout:   10 * time.Second,
+		// A redirect would resend the signed query elsewhere; ZEGO never redirects.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// jsonContentType is shared by every request; net/http does not modify header values.
+var jsonContentType = []string{"application/json"}
+
+// newRequest signs one attempt with a fresh nonce and timestamp and builds its
+// HTTP request. body is reused as is across attempts.
+func (c *Client) newRequest(ctx context.Context, action string, creds Credentials, body []byte) (*http.Request, error) {
+	nonce, err := c.newNonce()
+	if err != nil {
+		return nil, err
+	}
+	ts := c.now().Unix()
+	sig := Sign(creds.AppID, nonce, creds.ServerSecret, ts)
+
+	u := make([]byte, 0, len(c.base)+len(action)+160)
+	u = append(u, c.base...)
+	u = append(u, "?Action="...)
+	u = append(u, action...)
+	u = append(u, "&AppId="...)
+	u = strconv.AppendUint(u, uint64(creds.AppID), 10)
+	u = append(u, "&SignatureNonce="...)
+	u = append(u, nonce...)
+	u = append(u, "&Timestamp="...)
+	u = strconv.AppendInt(u, ts, 10)
+	u = append(u, "&SignatureVersion="+SignatureVersion+"&Signature="...)
+	u = append(u, sig...)
+
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, string(u), bytes.NewReader(body))
+	if err != nil {
+		// Not wrapped: the message of url.Parse errors would quote the signed URL.
+		return nil, fmt.Errorf("zim: %s: building the request failed", action)
+	}
+	req.Header["Content-Type"] = jsonContentType
+	req.Header["Accept"] = jsonContentType
+	return req, nil
+}
+
+// redactedURL names the endpoint in errors without the signed query.
+func (c *Client) redactedURL(action string) string {
+	return c.base + "?Action=" + action
+}
+
+// do runs one API call: for each attempt it takes credentials, waits for the
+// rate limiter, signs, sends, decodes the envelope and maps the code to an
+// error; then it decides whether and when to try again. On success it returns
+// the raw body as well, for endpoints with fields beyond the envelope.
+func (c *Client) do(ctx context.Context, action string, body []byte) (*Response, []byte, error) {
+	start := time.Now()
+	var (
+		resp      *Response // allocated when the first request is sent
+		last      error
+		refreshed *Credentials // what Refresh returned, for the next attempt only
+		resigned  bool         // already retried after ErrSignatureExpired
+		refreshes bool         // already called Refresh
+		backoffs  int
+	)
+	finish := func(raw []byte, err error) (*Response, []byte, error) {
+		if resp != nil {
+			resp.Latency = time.Since(start)
+		}
+		return resp, raw, err
+	}
+	for attempt := 1; ; attempt++ {
+		var creds Credentials
+		if refreshed != nil {
+			creds, refreshed = *refreshed, nil
+		} else {
+			var err error
+			if creds, err = c.credentials(ctx, action); err != nil {
+				return finish(nil, err)
+			}
+		}
+
+		if err := c.limiter.Wait(ctx); err != nil {
+			switch {
+			case ctx.Err() != nil:
+				return finish(nil, fmt.Errorf("zim: %s: waiting for a rate-limit slot: %w", action, ctx.Err()))
+			case last != nil:
+				// Out of time for another attempt: the last answer says more than "throttled".
+				return finish(nil, last)
+			default:
+				return finish(nil, fmt.Errorf("zim: %s: %w", action, ErrThrottled))
+			}
+		}
+
+		req, err := c.newRequest(ctx, action, creds, body)
+		if err != nil {
+			return finish(nil, err)
+		}
+		if resp == nil {
+			resp = &Response{}
+		}
+		resp.Attempts = attempt
+		raw, err := c.send(req, action, attempt, resp)
+		if err == nil {
+			return finish(raw, nil)
+		}
+		last = err
+		if ctx.Err() != nil {
+			return finish(nil, err)
+		}
+
+		// Decide whether another attempt can help, and how soon.
+		var wait time.Duration
+		switch {
+		case errors.Is(err, ErrSignatureExpired):
+			if resigned {
+				return finish(nil, err)
+			}
+			resigned = true
+		case errors.Is(err, ErrSignatureInvalid):
+			if refreshes {
+				return finish(nil, err)
+			}
+			refreshes = true
+			if attempt >= c.retry.MaxAttempts {
+				return finish(nil, err)
+			}
+			fresh, rerr := c.creds.Refresh(ctx, creds)
+			if rerr != nil {
+				return finish(nil, fmt.Errorf("zim: %s: refreshing credentials after an invalid signature: %w", action, rerr))
+			}
+			if fresh == creds {
+				// Nothing new to sign with (static credentials): retrying cannot help.
+				return finish(nil, err)
+			}
+			if verr := fresh.Validate(); verr != nil {
+				return finish(nil, invalidCredentials(action, verr))
+			}
+			refreshed = &fresh
+		case Retryable(err):
+			backoffs++
+			wait = c.retry.backoff(backoffs, rateLimited(err))
+		default:
+			return finish(nil, err)
+		}
+		if attempt >= c.retry.MaxAttempts {
+			return finish(nil, err)
+		}
+		if deadline, ok := ctx.Deadline(); ok && time.Now().Add(wait).After(deadline) {
+			return finish(nil, err)
+		}
+		c.log.LogAttrs(ctx, slog.LevelWarn, "zim: retrying",
+			slog.String("action", action),
+			slog.Int("attempt", attempt),
+			slog.Duration("backoff", wait),
+			slog.String("error", err.Error()))
+		if wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return finish(nil, fmt.Errorf("zim: %s: waiting to retry: %w (last error: %v)", action, ctx.Err(), err))
+			}
+		}
+	}
+}
+
+// credentials asks the source for this attempt's credentials and checks them,
+// so that a bad secret fails here rather than as a signature error from ZEGO.
+func (c *Client) credentials(ctx context.Context, action string) (Credentials, error) {
+	creds, err := c.creds.Credentials(ctx)
+	if err != nil {
+		return Credentials{}, fmt.Errorf("zim: %s: getting credentials: %w", action, err)
+	}
+	if err := creds.Validate(); err != nil {
+		return Credentials{}, invalidCredentials(action, err)
+	}
+	return creds, nil
+}
+
+// invalidCredentials reports malformed credentials from a CredentialsSource as a
+// configuration error; the validation error is not wrapped so that the result
+// does not also match ErrInvalidParameter (a caller's bad request).
+func invalidCredentials(action string, verr error) error {
+	return fmt.Errorf("zim: %s: credentials source: %v: %w", action, verr, ErrConfiguration)
+}
+
+// send makes one HTTP request and turns its outcome into the raw body or an
+// error of one of the package's classes. It records what came back in resp.
+func (c *Client) send(req *http.Request, action string, attempt int, resp *Response) ([]byte, error) {
+	ctx := req.Context()
+	t0 := time.Now()
+	hr, err := c.http.Do(req)
+	if err != nil {
+		return nil, c.noAnswer(ctx, action, attempt, time.Since(t0), err)
+	}
+	defer hr.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(hr.Body, maxBodyBytes))
+	if err != nil {
+		return nil, c.noAnswer(ctx, action, attempt, time.Since(t0), err)
+	}
+	latency := time.Since(t0)
+
+	resp.HTTPStatus = hr.StatusCode
+	env, rerr := decodeResponse(hr.StatusCode, raw)
+	resp.Code, resp.Message, resp.RequestID = env.Code, env.Message, env.RequestID
+	if c.log.Enabled(ctx, slog.LevelDebug) {
+		c.log.LogAttrs(ctx, slog.LevelDebug, "zim: attempt",
+			slog.String("action", action),
+			slog.Int("attempt", attempt),
+			slog.Int("code", env.Code),
+			slog.String("request_id", env.RequestID),
+			slog.Int("http_status", hr.StatusCode),
+			slog.Duration("latency", latency))
+	}
+	if rerr != nil {
+		rerr.Action = action
+		return nil, rerr
+	}
+	if env.Code != 0 {
+		return nil, &APIError{Action: action, Code: env.Code, Message: env.Message, RequestID: env.RequestID, HTTPStatus: hr.StatusCode}
+	}
+	return raw, nil
+}
+
+// noAnswer classifies a request that got no (complete) answer: the caller's
+// context ending, or a transport failure worth a retry.
+func (c *Client) noAnswer(ctx context.Context, action string, attempt int, latency time.Duration, err error) error {
+	// The signed URL must not reach error strings or logs.
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		ue.URL = c.redactedURL(action)
+	}
+	if c.log.Enabled(ctx, slog.LevelDebug) {
+		c.log.LogAttrs(ctx, slog.LevelDebug, "zim: attempt",
+			slog.String("action", action),
+			slog.Int("attempt", attempt),
+			slog.Duration("latency", latency),
+			slog.String("error", err.Error()))
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("zim: %s: no answer before the context ended: %w", action, ctx.Err())
+	}
+	// An HTTP client timeout matches context.DeadlineExceeded; hide that, since
+	// the caller's own deadline has not passed.
+	if errors.Is(err, context.DeadlineExceeded) {
+		if ue != nil {
+			ue.Err = &attemptTimeout{msg: ue.Err.Error()}
+		} else {
+			err = &attemptTimeout{msg: err.Error()}
+		}
+	}
+	return transportError(action, err)
+}

@@ -1,0 +1,102 @@
+// Package zim is a client for ZEGOCLOUD's ZIM server API: it signs requests,
+// sends them at a rate ZEGO accepts, retries what is worth retrying and turns
+// ZEGO's return codes into errors a caller can branch on.
+//
+//	c, err := zim.New(appID, serverSecret)
+//	if err != nil { ... }
+//	resp, err := c.DeleteConversation(ctx, zim.DeleteConvRequest{
+//		FromUserID: "alice", ConvID: "bob", ConvType: zim.ConvTypePeer,
+//	})
+//	switch {
+//	case err == nil, errors.Is(err, zim.ErrConversationNotFound):
+//		// deleted, or already gone
+//	case zim.Retryable(err):
+//		// still failing after the client's own retries: try again later
+//	}
+//
+// # Signing
+//
+// Every request carries AppId, SignatureNonce, Timestamp, SignatureVersion=2.0
+// and Signature in its query string; the API's own fields go in a JSON body.
+// The signature is hex(md5(AppId + SignatureNonce + ServerSecret + Timestamp))
+// (see Sign). Each attempt, retries included, gets a new nonce of 8 bytes from
+// crypto/rand, a new timestamp and so a new signature: ZEGO refuses a timestamp
+// more than 10 minutes off its clock. The ServerSecret and signatures never
+// appear in errors or logs.
+//
+// Credentials are fixed by New(appID, secret), or come from a CredentialsSource
+// (WithCredentials) asked on every attempt, so that a rotated secret takes
+// effect without a new Client.
+//
+// # Errors
+//
+// A call fails with one of these, each matched with errors.Is or errors.As:
+//
+//   - *ValidationError (matches ErrInvalidParameter): the request broke a rule
+//     before anything was sent; Field and Rule say which.
+//   - *APIError: ZEGO answered a non-zero Code. It matches exactly one class:
+//     ErrRateLimited, ErrTemporary, ErrSignatureExpired, ErrSignatureInvalid,
+//     ErrConfiguration, ErrCommonParameter, ErrInvalidParameter,
+//     ErrConversationNotFound, ErrUserNotFound or ErrUnknownCode (see ClassOf).
+//     DeleteConversation reports a conversation that does not exist as
+//     ErrConversationNotFound; deleting idempotently, treat it as success.
+//   - *ResponseError (matches ErrBadResponse): the answer was not ZEGO's JSON
+//     envelope; it keeps the HTTP status and the first 256 bytes of the body.
+//   - ErrTransport: no answer (refused, reset, dropped, or the HTTP client's own
+//     timeout for one attempt); the *url.Error is reachable with errors.As.
+//   - ErrThrottled: the client's rate limiter had no slot before the context's
+//     deadline, so nothing was sent.
+//   - context.DeadlineExceeded or context.Canceled: the caller's context ended
+//     while a request was in flight. Only the caller's context produces these.
+//   - Errors of a CredentialsSource, wrapped; malformed credentials from it match
+//     ErrConfiguration.
+//
+// Endpoint methods return a non-nil *Response whenever a request was sent, also
+// with an error, so that attempts, HTTP status, latency and ZEGO's RequestId can
+// be logged.
+//
+// # Rate limiting
+//
+// ZEGO allows 20 requests per second per AppId and per API, counted over a
+// one-second window. Each Client has one token-bucket limiter (burst 1) that
+// every method and every attempt, retries included, waits on before sending.
+// Requests are spaced at 97% of the configured rate (WithRateLimit, default 20):
+// at exactly 20 per second, 50ms apart, a little network jitter can put a 21st
+// arrival inside ZEGO's one-second window, and the 3% margin (about 51.5ms apart
+// at 20/s) absorbs that. The limit is per Client: callers sharing an AppId must
+// divide ZEGO's budget between them.
+//
+// A limiter wait that would pass the context's deadline fails at once with
+// ErrThrottled instead of sending a request that cannot be answered in time.
+//
+// # Retries
+//
+// Retryable decides which errors are transient: ErrRateLimited, ErrTemporary,
+// ErrTransport, and ErrBadResponse with HTTP 5xx or 429. They are retried with
+// exponential backoff and equal jitter (see RetryPolicy), at least
+// RateLimitedMinBackoff apart after a rate-limit answer. The body is the same on
+// every attempt; the signature is new.
+//
+// Two signature errors get one special retry each, without a backoff: after
+// ErrSignatureExpired the request is re-signed and sent again once; after
+// ErrSignatureInvalid the CredentialsSource's Refresh is called once and the
+// request is sent with what it returns (skipped when it returns the same
+// credentials, as StaticCredentials does). A second such answer is final.
+//
+// Every attempt counts against RetryPolicy.MaxAttempts. The client never waits
+// past the context's deadline: when the next backoff would end after it, the
+// call returns the last error at once.
+//
+// # Testing with zimtest
+//
+// Package zimtest (pkg/zim/zimtest) runs an in-memory ZIM server that checks
+// signatures, stores conversations, enforces ZEGO's rate limit and injects
+// faults, so code using this client can be tested without ZEGO:
+//
+//	srv := zimtest.NewServer(zimtest.WithApp(appID, secret))
+//	defer srv.Close()
+//	c, _ := zim.New(appID, secret, zim.WithBaseURL(srv.URL))
+//
+// For tests of timing, combine WithClock and testing/synctest; for fixed
+// signatures, WithNonceSource.
+package zim
