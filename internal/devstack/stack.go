@@ -1,0 +1,536 @@
+package devstack
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"github.com/zim-deleteconv/zim-deleteconv/internal/motoserver"
+)
+
+// Target is what the function talks to.
+type Target string
+
+const (
+	// TargetLocal runs a local ZIM server and a local Secrets Manager (moto_server).
+	TargetLocal Target = "local"
+	// TargetAWS runs the function with the caller's own environment: AWS
+	// credentials chain, AWS_REGION, ZEGO_SECRET_ID, and the real ZEGO API.
+	TargetAWS Target = "aws"
+)
+
+// TargetEnv is the environment variable that selects the target.
+const TargetEnv = "ZEGO_TARGET"
+
+// TargetFromEnv reads ZEGO_TARGET: unset, "" or "local" is TargetLocal, "aws" is TargetAWS.
+func TargetFromEnv() (Target, error) {
+	switch v := os.Getenv(TargetEnv); v {
+	case "", string(TargetLocal):
+		return TargetLocal, nil
+	case string(TargetAWS):
+		return TargetAWS, nil
+	default:
+		return "", fmt.Errorf("devstack: %s=%q: want %q or %q", TargetEnv, v, TargetLocal, TargetAWS)
+	}
+}
+
+// DefaultSecretName is the Secrets Manager secret the local stack creates.
+const DefaultSecretName = "zim-deleteconv/demo"
+
+// Defaults for Config.
+const (
+	DefaultStartTimeout = 30 * time.Second
+	DefaultStopGrace    = 5 * time.Second
+)
+
+// Config configures Start. The zero value runs the local stack from the
+// checkout that holds the working directory.
+type Config struct {
+	// Root is the module root; found from the working directory when empty.
+	Root string
+	// Target is TargetLocal (the default) or TargetAWS.
+	Target Target
+	// Seed is the local ZIM server's seed file; default Root/dev/zim-seed.json.
+	// Its first app's credentials become the demo secret.
+	Seed string
+	// SecretName is the secret created in the local Secrets Manager
+	// (default DefaultSecretName).
+	SecretName string
+	// Function configures the function Start runs.
+	Function FunctionConfig
+	// LogDir receives one log file per process; default Root/build/devstack/logs.
+	LogDir string
+	// Bootstrap and ZIMServer are prebuilt binaries; built when empty.
+	Bootstrap, ZIMServer string
+	// StartTimeout bounds each readiness wait (default DefaultStartTimeout).
+	StartTimeout time.Duration
+	// StopGrace is how long Close waits after SIGTERM before SIGKILL
+	// (default DefaultStopGrace).
+	StopGrace time.Duration
+	// Progress, when set, receives one line per start-up step.
+	Progress io.Writer
+}
+
+// Stack is a running local development stack: the local ZIM server,
+// moto_server holding the demo secret, and the function under the Lambda
+// Runtime Interface Emulator (TargetAWS runs the function only). Every process
+// runs in its own process group, bound to 127.0.0.1. Close stops them all.
+type Stack struct {
+	cfg       Config
+	rie       string
+	bootstrap string
+	appID     uint32
+	zimURL    string
+
+	zim     *child
+	moto    *motoserver.Server
+	motoLog *os.File
+	sm      *secretsmanager.Client
+
+	mu        sync.Mutex
+	closed    bool
+	functions []*Function
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Start starts the stack. On any failure it stops what it had started.
+// ctx bounds the start-up only.
+func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
+	if cfg.Root == "" {
+		wd, err := os.Getwd()
+		if err != nil {
+			return nil, err
+		}
+		if cfg.Root, err = FindRoot(wd); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Target == "" {
+		cfg.Target = TargetLocal
+	}
+	if cfg.Target != TargetLocal && cfg.Target != TargetAWS {
+		return nil, fmt.Errorf("devstack: unknown target %q", cfg.Target)
+	}
+	if cfg.Seed == "" {
+		cfg.Seed = filepath.Join(cfg.Root, "dev", "zim-seed.json")
+	}
+	if cfg.SecretName == "" {
+		cfg.SecretName = DefaultSecretName
+	}
+	if cfg.LogDir == "" {
+		cfg.LogDir = filepath.Join(cfg.Root, "build", "devstack", "logs")
+	}
+	if cfg.StartTimeout <= 0 {
+		cfg.StartTimeout = DefaultStartTimeout
+	}
+	if cfg.StopGrace <= 0 {
+		cfg.StopGrace = DefaultStopGrace
+	}
+	s := &Stack{cfg: cfg}
+
+	// Everything that can be checked in a moment is, before the builds.
+	if s.rie, err = FindRIE(cfg.Root); err != nil {
+		return nil, err
+	}
+	if cfg.Target == TargetAWS {
+		if _, err := awsEnv(cfg.Function); err != nil {
+			return nil, err
+		}
+	} else {
+		if _, err := exec.LookPath(motoserver.Binary); err != nil {
+			return nil, fmt.Errorf("devstack: %w", motoserver.ErrNotFound)
+		}
+		app, err := readSeedApp(cfg.Seed)
+		if err != nil {
+			return nil, err
+		}
+		s.appID = app.AppID
+	}
+	if err := os.MkdirAll(cfg.LogDir, 0o755); err != nil {
+		return nil, fmt.Errorf("devstack: %w", err)
+	}
+	if err := s.build(ctx); err != nil {
+		return nil, err
+	}
+
+	defer func() {
+		if err != nil {
+			_ = s.Close()
+		}
+	}()
+	if cfg.Target == TargetLocal {
+		if err := s.startZIMServer(ctx); err != nil {
+			return nil, err
+		}
+		if err := s.startMoto(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := s.StartFunction(ctx, cfg.Function); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Stack) progress(format string, args ...any) {
+	if s.cfg.Progress != nil {
+		fmt.Fprintf(s.cfg.Progress, "devstack: "+format+"\n", args...)
+	}
+}
+
+// build builds what is not prebuilt, both at once.
+func (s *Stack) build(ctx context.Context) error {
+	s.bootstrap = s.cfg.Bootstrap
+	needZIM := s.cfg.Target == TargetLocal && s.cfg.ZIMServer == ""
+	if s.bootstrap != "" && !needZIM {
+		return nil
+	}
+	s.progress("building the function and the local ZIM server (go build, incremental)")
+	var wg sync.WaitGroup
+	var fnErr, zimErr error
+	if s.bootstrap == "" {
+		wg.Go(func() { s.bootstrap, fnErr = BuildFunction(ctx, s.cfg.Root) })
+	}
+	if needZIM {
+		wg.Go(func() { s.cfg.ZIMServer, zimErr = BuildZIMServer(ctx, s.cfg.Root) })
+	}
+	wg.Wait()
+	return errors.Join(fnErr, zimErr)
+}
+
+func (s *Stack) startZIMServer(ctx context.Context) error {
+	s.progress("starting the local ZIM server")
+	urlCh := make(chan string, 1)
+	onLine := func(line string) {
+		if u, ok := strings.CutPrefix(line, "ZIM_URL="); ok {
+			select {
+			case urlCh <- strings.TrimSpace(u):
+			default:
+			}
+		}
+	}
+	argv := []string{s.cfg.ZIMServer, "-addr", "127.0.0.1:0", "-seed", s.cfg.Seed}
+	c, err := startChild("zimserver", argv, os.Environ(), s.cfg.Root, s.cfg.LogDir, onLine)
+	if err != nil {
+		return err
+	}
+	s.zim = c
+	t := time.NewTimer(s.cfg.StartTimeout)
+	defer t.Stop()
+	select {
+	case s.zimURL = <-urlCh:
+		return nil
+	case <-c.exited:
+		return fmt.Errorf("devstack: %w", c.exitedErr())
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return fmt.Errorf("devstack: zimserver printed no ZIM_URL line within %v", s.cfg.StartTimeout)
+	}
+}
+
+func (s *Stack) startMoto(ctx context.Context) error {
+	s.progress("starting the local Secrets Manager (moto_server)")
+	f, err := os.Create(filepath.Join(s.cfg.LogDir, "moto_server.log"))
+	if err != nil {
+		return fmt.Errorf("devstack: %w", err)
+	}
+	s.motoLog = f
+	s.moto, err = motoserver.Start(ctx,
+		motoserver.WithOutput(f, f),
+		motoserver.WithReadyTimeout(s.cfg.StartTimeout),
+		motoserver.WithStopGrace(s.cfg.StopGrace))
+	if err != nil {
+		return fmt.Errorf("devstack: %w", err)
+	}
+	awsCfg, err := s.moto.AWSConfig(ctx)
+	if err != nil {
+		return fmt.Errorf("devstack: %w", err)
+	}
+	s.sm = secretsmanager.NewFromConfig(awsCfg)
+	app, err := readSeedApp(s.cfg.Seed)
+	if err != nil {
+		return err
+	}
+	value, err := SecretJSON(app.AppID, app.ServerSecret)
+	if err != nil {
+		return err
+	}
+	if _, err := s.sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{
+		Name:         aws.String(s.cfg.SecretName),
+		Description:  aws.String("ZEGO credentials of the local ZIM server (demo)"),
+		SecretString: aws.String(value),
+	}); err != nil {
+		return fmt.Errorf("devstack: creating the demo secret %q: %w", s.cfg.SecretName, err)
+	}
+	return nil
+}
+
+// StartFunction starts another emulated function beside the default one,
+// sharing the stack's ZIM server and Secrets Manager: for a different
+// environment (another secret id, a shorter deadline). Close stops it.
+func (s *Stack) StartFunction(ctx context.Context, fc FunctionConfig) (*Function, error) {
+	if fc.Name == "" {
+		fc.Name = "function"
+	}
+	if fc.Timeout <= 0 {
+		fc.Timeout = DefaultFunctionTimeout
+	}
+	var env []string
+	var err error
+	if s.cfg.Target == TargetAWS {
+		env, err = awsEnv(fc)
+	} else {
+		env = s.localEnv(fc)
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, errClosed
+	}
+	for _, f := range s.functions {
+		if f.Name == fc.Name {
+			s.mu.Unlock()
+			return nil, fmt.Errorf("devstack: a function named %q is already running", fc.Name)
+		}
+	}
+	s.mu.Unlock()
+
+	s.progress("starting the Lambda Runtime Interface Emulator with the function (%s)", fc.Name)
+	f, err := startFunction(ctx, fc.Name, s.rie, s.bootstrap, env, s.cfg.LogDir, s.cfg.StartTimeout)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, errors.Join(errClosed, f.rie.stop(s.cfg.StopGrace))
+	}
+	s.functions = append(s.functions, f)
+	return f, nil
+}
+
+// timeoutSeconds is AWS_LAMBDA_FUNCTION_TIMEOUT's value: whole seconds, at least 1.
+func timeoutSeconds(d time.Duration) string {
+	return strconv.FormatInt(max(1, int64((d+time.Second-1)/time.Second)), 10)
+}
+
+// localEnv is the function's environment in the local stack: the caller's
+// environment without any AWS, ZEGO or Lambda setting (so a developer's own
+// profile or endpoint never leaks in), then the contract's variables.
+func (s *Stack) localEnv(fc FunctionConfig) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(k, "AWS_") || strings.HasPrefix(k, "ZEGO_") || strings.HasPrefix(k, "_") ||
+			strings.HasPrefix(k, "LAMBDA_") || k == "LOG_LEVEL" {
+			continue
+		}
+		env = append(env, kv)
+	}
+	env = append(env,
+		"AWS_LAMBDA_FUNCTION_NAME="+FunctionName,
+		"AWS_LAMBDA_FUNCTION_TIMEOUT="+timeoutSeconds(fc.Timeout),
+		"AWS_CONFIG_FILE="+os.DevNull,
+		"AWS_SHARED_CREDENTIALS_FILE="+os.DevNull,
+		"AWS_EC2_METADATA_DISABLED=true",
+		"ZEGO_API_URL="+s.zimURL,
+		"ZEGO_SECRET_ID="+s.cfg.SecretName,
+	)
+	env = append(env, s.moto.Env()...)
+	return append(env, fc.Env...)
+}
+
+// awsEnv is the function's environment for TargetAWS: the caller's own, which
+// must name the secret and the region.
+func awsEnv(fc FunctionConfig) ([]string, error) {
+	var env []string
+	for _, kv := range os.Environ() {
+		// AWS_LAMBDA_MAX_CONCURRENCY would switch the emulator to another mode.
+		if k, _, _ := strings.Cut(kv, "="); k != "AWS_LAMBDA_MAX_CONCURRENCY" {
+			env = append(env, kv)
+		}
+	}
+	env = append(env,
+		"AWS_LAMBDA_FUNCTION_NAME="+FunctionName,
+		"AWS_LAMBDA_FUNCTION_TIMEOUT="+timeoutSeconds(fc.Timeout),
+	)
+	env = append(env, fc.Env...)
+	if lookup(env, "ZEGO_SECRET_ID") == "" {
+		return nil, fmt.Errorf("devstack: %s=%s needs ZEGO_SECRET_ID: the name or ARN of your Secrets Manager secret holding {\"AppId\", \"ServerSecret\"}", TargetEnv, TargetAWS)
+	}
+	if lookup(env, "AWS_REGION") == "" {
+		if r := lookup(env, "AWS_DEFAULT_REGION"); r != "" {
+			env = append(env, "AWS_REGION="+r)
+		} else {
+			return nil, fmt.Errorf("devstack: %s=%s needs AWS_REGION: the region of your secret", TargetEnv, TargetAWS)
+		}
+	}
+	return env, nil
+}
+
+// lookup returns the last value of key in env, as exec would use it.
+func lookup(env []string, key string) string {
+	v := ""
+	for _, kv := range env {
+		if k, val, ok := strings.Cut(kv, "="); ok && k == key {
+			v = val
+		}
+	}
+	return v
+}
+
+// Function returns the function Start started.
+func (s *Stack) Function() *Function {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.functions) == 0 {
+		return nil
+	}
+	return s.functions[0]
+}
+
+// Invoke invokes the function Start started (see Function.Invoke).
+func (s *Stack) Invoke(ctx context.Context, event []byte) (InvokeResult, error) {
+	f := s.Function()
+	if f == nil {
+		return InvokeResult{}, errClosed
+	}
+	return f.Invoke(ctx, event)
+}
+
+// Target is the stack's target.
+func (s *Stack) Target() Target { return s.cfg.Target }
+
+// ZIMURL is the local ZIM server's base URL (also its admin API's); "" for TargetAWS.
+func (s *Stack) ZIMURL() string { return s.zimURL }
+
+// AppID is the local ZIM server's app (the seed's first), whose credentials the secret holds.
+func (s *Stack) AppID() uint32 { return s.appID }
+
+// SecretID is the secret the function reads in the local stack.
+func (s *Stack) SecretID() string { return s.cfg.SecretName }
+
+// SecretsManager is a client of the local Secrets Manager; nil for TargetAWS.
+func (s *Stack) SecretsManager() *secretsmanager.Client { return s.sm }
+
+// LogDir is the folder holding one log file per process.
+func (s *Stack) LogDir() string { return s.cfg.LogDir }
+
+// ZIMServerOutput returns the local ZIM server's output lines so far (JSON logs).
+func (s *Stack) ZIMServerOutput() []string {
+	if s.zim == nil {
+		return nil
+	}
+	return append(s.zim.stdout.since(0), s.zim.stderr.since(0)...)
+}
+
+// Processes lists every process the stack started and is still running,
+// directly or through a child (the emulator's bootstrap). Tests use it to
+// check that Close leaves none behind (see Running).
+func (s *Stack) Processes() []Process {
+	s.mu.Lock()
+	fns := append([]*Function(nil), s.functions...)
+	s.mu.Unlock()
+	var out []Process
+	if s.zim != nil {
+		out = append(out, s.zim.processes()...)
+	}
+	if s.moto != nil {
+		out = append(out, Process{Name: motoserver.Binary, PID: s.moto.PID(), PGID: s.moto.PID()})
+		if table, err := processTable(); err == nil {
+			for _, e := range descendants(table, s.moto.PID()) {
+				out = append(out, Process{Name: e.Name, PID: e.PID, PGID: e.PGID})
+			}
+		}
+	}
+	for _, f := range fns {
+		out = append(out, f.rie.processes()...)
+	}
+	return out
+}
+
+// Close stops every process the stack started, the functions first: SIGTERM
+// to each process group, SIGKILL after the grace period. It waits until they
+// are gone, and is safe to call more than once and from several goroutines
+// (a signal handler and a deferred call).
+func (s *Stack) Close() error {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		fns := s.functions
+		s.mu.Unlock()
+		var errs []error
+		for i := len(fns) - 1; i >= 0; i-- {
+			errs = append(errs, fns[i].rie.stop(s.cfg.StopGrace))
+		}
+		if s.zim != nil {
+			errs = append(errs, s.zim.stop(s.cfg.StopGrace))
+		}
+		if s.moto != nil {
+			s.moto.Stop()
+		}
+		if s.motoLog != nil {
+			errs = append(errs, s.motoLog.Close())
+		}
+		s.closeErr = errors.Join(errs...)
+	})
+	return s.closeErr
+}
+
+// seedApp is an app of the ZIM server's seed file.
+type seedApp struct {
+	AppID        uint32
+	ServerSecret string
+}
+
+func readSeedApp(path string) (seedApp, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return seedApp{}, fmt.Errorf("devstack: ZIM seed: %w", err)
+	}
+	var seed struct {
+		Apps []struct {
+			AppID        json.Number `json:"AppId"`
+			ServerSecret string      `json:"ServerSecret"`
+		} `json:"apps"`
+	}
+	if err := json.Unmarshal(b, &seed); err != nil {
+		return seedApp{}, fmt.Errorf("devstack: ZIM seed %s: %w", path, err)
+	}
+	if len(seed.Apps) == 0 {
+		return seedApp{}, fmt.Errorf("devstack: ZIM seed %s: no apps", path)
+	}
+	id, err := strconv.ParseUint(seed.Apps[0].AppID.String(), 10, 32)
+	if err != nil || id == 0 {
+		return seedApp{}, fmt.Errorf("devstack: ZIM seed %s: apps[0].AppId is not a 32-bit app id", path)
+	}
+	return seedApp{AppID: uint32(id), ServerSecret: seed.Apps[0].ServerSecret}, nil
+}
+
+// SecretJSON is the secret's SecretString for the given credentials, in the
+// form the contract names: {"AppId": n, "ServerSecret": "..."}.
+func SecretJSON(appID uint32, serverSecret string) (string, error) {
+	b, err := json.Marshal(struct {
+		AppID        uint32 `json:"AppId"`
+		ServerSecret string `json:"ServerSecret"`
+	}{appID, serverSecret})
+	return string(b), err
+}
