@@ -1,0 +1,259 @@
+package secret
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim"
+)
+
+// GetSecretValueAPI is the part of the Secrets Manager client the Cache uses;
+// *secretsmanager.Client satisfies it.
+type GetSecretValueAPI interface {
+	GetSecretValue(ctx context.Context, in *secretsmanager.GetSecretValueInput, optFns ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error)
+}
+
+// Defaults for NewCache and its options.
+const (
+	DefaultTTL                = 5 * time.Minute
+	DefaultMinRefreshInterval = time.Second
+	DefaultFetchTimeout       = 10 * time.Second
+)
+
+// Cache is a zim.CredentialsSource backed by one Secrets Manager secret. It is
+// safe for concurrent use; one Cache per function instance gives one
+// GetSecretValue per TTL in the steady state.
+type Cache struct {
+	api          GetSecretValueAPI
+	secretID     string
+	ttl          time.Duration
+	minRefresh   time.Duration
+	fetchTimeout time.Duration
+	now          func() time.Time
+	log          *slog.Logger
+
+	mu          sync.Mutex
+	creds       zim.Credentials
+	have        bool      // creds holds a successfully fetched value
+	fetchedAt   time.Time // when creds was fetched
+	lastAttempt time.Time // when the latest fetch started, successful or not
+	inflight    *call
+	fetches     int
+}
+
+var _ zim.CredentialsSource = (*Cache)(nil)
+
+// call is one GetSecretValue in flight; done is closed when creds/err are set.
+type call struct {
+	done  chan struct{}
+	creds zim.Credentials
+	err   error
+}
+
+// Option configures a Cache.
+type Option func(*Cache)
+
+// WithClock sets the clock used for the TTL and the minimum refresh interval
+// (default time.Now).
+func WithClock(now func() time.Time) Option { return func(c *Cache) { c.now = now } }
+
+// WithLogger logs fetches and failures to l (default: silent). The secret's
+// value is never logged.
+func WithLogger(l *slog.Logger) Option { return func(c *Cache) { c.log = l } }
+
+// WithMinRefreshInterval is the shortest time between two fetches caused by
+// Refresh (default DefaultMinRefreshInterval): a wrong secret must not make
+// every message of a batch call Secrets Manager.
+func WithMinRefreshInterval(d time.Duration) Option { return func(c *Cache) { c.minRefresh = d } }
+
+// WithFetchTimeout bounds one GetSecretValue call, retries by the SDK included
+// (default DefaultFetchTimeout). The call does not end with the context of the
+// caller that started it, because other callers may be waiting for it.
+func WithFetchTimeout(d time.Duration) Option { return func(c *Cache) { c.fetchTimeout = d } }
+
+// NewCache returns a Cache for secretID (a name or an ARN) that keeps fetched
+// credentials for ttl (DefaultTTL when ttl <= 0). Nothing is fetched until
+// credentials are first needed.
+func NewCache(api GetSecretValueAPI, secretID string, ttl time.Duration, opts ...Option) *Cache {
+	if ttl <= 0 {
+		ttl = DefaultTTL
+	}
+	c := &Cache{
+		api:          api,
+		secretID:     secretID,
+		ttl:          ttl,
+		minRefresh:   DefaultMinRefreshInterval,
+		fetchTimeout: DefaultFetchTimeout,
+		now:          time.Now,
+		log:          slog.New(slog.DiscardHandler),
+	}
+	for _, opt := range opts {
+		opt(c)
+	}
+	if c.fetchTimeout <= 0 {
+		c.fetchTimeout = DefaultFetchTimeout
+	}
+	return c
+}
+
+// SecretID is the secret name or ARN the Cache reads.
+func (c *Cache) SecretID() string { return c.secretID }
+
+// Fetches is how many GetSecretValue calls the Cache has made.
+func (c *Cache) Fetches() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.fetches
+}
+
+// Credentials returns the cached credentials while they are younger than the
+// TTL, and otherwise fetches them. Concurrent callers share one fetch. A failed
+// fetch is not cached: the next call tries again.
+//
+// The caller waits no longer than ctx allows; when ctx ends first the error
+// matches both ErrUnavailable and ctx.Err() (e.g. context.DeadlineExceeded),
+// and the fetch goes on for whoever asks next.
+func (c *Cache) Credentials(ctx context.Context) (zim.Credentials, error) {
+	c.mu.Lock()
+	if c.have && c.now().Sub(c.fetchedAt) < c.ttl {
+		creds := c.creds
+		c.mu.Unlock()
+		return creds, nil
+	}
+	if err := ctx.Err(); err != nil && c.inflight == nil {
+		c.mu.Unlock()
+		return zim.Credentials{}, c.ctxError(err)
+	}
+	cl := c.startLocked(ctx)
+	c.mu.Unlock()
+	return c.wait(ctx, cl)
+}
+
+// Refresh is called when ZEGO said "invalid signature" to stale. When the
+// Cache already holds other credentials (another caller refreshed), it returns
+// them without fetching. Otherwise it fetches anew, sharing the fetch with
+// concurrent callers, but not sooner than the minimum refresh interval after
+// the previous fetch started: within it, the current credentials are returned
+// as they are.
+func (c *Cache) Refresh(ctx context.Context, stale zim.Credentials) (zim.Credentials, error) {
+	c.mu.Lock()
+	if c.have && c.creds != stale {
+		creds := c.creds
+		c.mu.Unlock()
+		return creds, nil
+	}
+	if c.inflight == nil && c.have && c.now().Sub(c.lastAttempt) < c.minRefresh {
+		creds := c.creds
+		c.mu.Unlock()
+		c.log.LogAttrs(ctx, slog.LevelDebug, "secret: refresh skipped, fetched moments ago",
+			slog.String("secret_id", c.secretID), slog.Duration("min_refresh_interval", c.minRefresh))
+		return creds, nil
+	}
+	if err := ctx.Err(); err != nil && c.inflight == nil {
+		c.mu.Unlock()
+		return zim.Credentials{}, c.ctxError(err)
+	}
+	cl := c.startLocked(ctx)
+	c.mu.Unlock()
+	return c.wait(ctx, cl)
+}
+
+// startLocked joins the fetch in flight or starts one. c.mu must be held.
+func (c *Cache) startLocked(ctx context.Context) *call {
+	if c.inflight != nil {
+		return c.inflight
+	}
+	cl := &call{done: make(chan struct{})}
+	c.inflight = cl
+	c.fetches++
+	c.lastAttempt = c.now()
+	// Detached from the caller's cancellation (others may join), bounded by
+	// the fetch timeout; request-scoped values are kept.
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.fetchTimeout)
+	go func() {
+		defer cancel()
+		c.finish(fctx, cl, c.fetch(fctx))
+	}()
+	return cl
+}
+
+// result is what one fetch produced.
+type result struct {
+	creds   zim.Credentials
+	version string
+	err     error
+}
+
+func (c *Cache) fetch(ctx context.Context) result {
+	out, err := c.api.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(c.secretID)})
+	if err != nil {
+		return result{err: classify(c.secretID, err)}
+	}
+	if out == nil {
+		return result{err: &Error{SecretID: c.secretID, Class: ErrUnavailable, Reason: "Secrets Manager returned no value: retry later"}}
+	}
+	if out.SecretString == nil && len(out.SecretBinary) > 0 {
+		return result{err: &Error{SecretID: c.secretID, Class: ErrConfiguration,
+			Reason: "malformed secret: store the credentials as SecretString " + Expected,
+			Err:    &FieldError{Field: FieldSecretString, Rule: "is missing: the secret holds SecretBinary only"}}}
+	}
+	creds, err := Parse(aws.ToString(out.SecretString))
+	if err != nil {
+		return result{err: &Error{SecretID: c.secretID, Class: ErrConfiguration,
+			Reason: "malformed secret: fix its value in Secrets Manager", Err: err}}
+	}
+	return result{creds: creds, version: aws.ToString(out.VersionId)}
+}
+
+// finish records a fetch's result and releases its waiters.
+func (c *Cache) finish(ctx context.Context, cl *call, r result) {
+	c.mu.Lock()
+	changed := false
+	if r.err == nil {
+		changed = c.have && c.creds != r.creds
+		c.creds, c.have = r.creds, true
+		c.fetchedAt = c.now()
+	}
+	c.inflight = nil
+	cl.creds, cl.err = r.creds, r.err
+	c.mu.Unlock()
+	// Waiters are released after logging, so the log line precedes their return.
+	defer close(cl.done)
+
+	switch {
+	case r.err != nil:
+		c.log.LogAttrs(ctx, slog.LevelWarn, "secret: fetch failed",
+			slog.String("secret_id", c.secretID), slog.String("error", r.err.Error()))
+	case changed:
+		c.log.LogAttrs(ctx, slog.LevelInfo, "secret: credentials changed",
+			slog.String("secret_id", c.secretID), slog.String("version_id", r.version),
+			slog.Uint64("app_id", uint64(r.creds.AppID)))
+	default:
+		c.log.LogAttrs(ctx, slog.LevelDebug, "secret: fetched",
+			slog.String("secret_id", c.secretID), slog.String("version_id", r.version),
+			slog.Uint64("app_id", uint64(r.creds.AppID)))
+	}
+}
+
+// wait returns the fetch's result, or gives up when ctx ends.
+func (c *Cache) wait(ctx context.Context, cl *call) (zim.Credentials, error) {
+	select {
+	case <-cl.done:
+		if cl.err != nil {
+			return zim.Credentials{}, cl.err
+		}
+		return cl.creds, nil
+	case <-ctx.Done():
+		return zim.Credentials{}, c.ctxError(ctx.Err())
+	}
+}
+
+func (c *Cache) ctxError(err error) error {
+	return &Error{SecretID: c.secretID, Class: ErrUnavailable,
+		Reason: "gave up waiting for Secrets Manager (the caller's deadline or cancellation)", Err: err}
+}

@@ -1,0 +1,441 @@
+package secret_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/zim-deleteconv/zim-deleteconv/internal/secret"
+	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim"
+)
+
+const testSecretID = "arn:aws:secretsmanager:us-east-1:123456789012:secret:zego/deleteconv-AbCdEf"
+
+func TestCredentialsCachedForTTL(t *testing.T) {
+	t.Parallel()
+	const ttl = 5 * time.Minute
+	tests := []struct {
+		name        string
+		after       time.Duration // clock advance between the first and second call
+		rotate      bool          // the secret changes in between
+		wantFetches int
+		want        zim.Credentials
+	}{
+		{name: "just fetched", after: 0, rotate: true, wantFetches: 1, want: credsA},
+		{name: "just before expiry", after: ttl - time.Nanosecond, rotate: true, wantFetches: 1, want: credsA},
+		{name: "at expiry", after: ttl, rotate: true, wantFetches: 2, want: credsB},
+		{name: "long after expiry, unchanged", after: 3 * ttl, wantFetches: 2, want: credsA},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			fake, clk := newFake(secretJSON(credsA)), newClock()
+			c := secret.NewCache(fake, testSecretID, ttl, secret.WithClock(clk.Now))
+
+			if n := c.Fetches(); n != 0 {
+				t.Fatalf("Fetches before first use = %d, want 0 (lazy)", n)
+			}
+			got, err := c.Credentials(t.Context())
+			if err != nil || got != credsA {
+				t.Fatalf("first Credentials = %v, %v; want credsA", got.AppID, err)
+			}
+			if tt.rotate {
+				fake.set(secretJSON(credsB), nil)
+			}
+			clk.Add(tt.after)
+			got, err = c.Credentials(t.Context())
+			if err != nil {
+				t.Fatalf("second Credentials: %v", err)
+			}
+			if got != tt.want {
+				t.Errorf("second Credentials returned secret %q..., want %q...", got.ServerSecret[:4], tt.want.ServerSecret[:4])
+			}
+			if n := c.Fetches(); n != tt.wantFetches || fake.Calls() != tt.wantFetches {
+				t.Errorf("Fetches = %d (API calls %d), want %d", n, fake.Calls(), tt.wantFetches)
+			}
+		})
+	}
+}
+
+func TestNonPositiveTTLUsesDefault(t *testing.T) {
+	t.Parallel()
+	for _, ttl := range []time.Duration{0, -time.Second} {
+		fake, clk := newFake(secretJSON(credsA)), newClock()
+		c := secret.NewCache(fake, testSecretID, ttl, secret.WithClock(clk.Now))
+		for _, step := range []time.Duration{0, secret.DefaultTTL - time.Second} {
+			clk.Add(step)
+			if _, err := c.Credentials(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := c.Fetches(); n != 1 {
+			t.Errorf("ttl %v: Fetches = %d within DefaultTTL, want 1", ttl, n)
+		}
+	}
+}
+
+// Many callers needing credentials at once, first use and after expiry alike,
+// cause one GetSecretValue each time.
+func TestCredentialsNoStampede(t *testing.T) {
+	t.Parallel()
+	for _, callers := range []int{10, 50} {
+		synctest.Test(t, func(t *testing.T) {
+			fake, clk := newFake(secretJSON(credsA)), newClock()
+			c := secret.NewCache(fake, testSecretID, time.Minute, secret.WithClock(clk.Now))
+
+			for round := 1; round <= 2; round++ {
+				release := make(chan struct{})
+				fake.setBlock(release)
+				var wg sync.WaitGroup
+				errs := make(chan error, callers)
+				for range callers {
+					wg.Go(func() {
+						got, err := c.Credentials(t.Context())
+						if err == nil && got != credsA {
+							err = errors.New("wrong credentials")
+						}
+						errs <- err
+					})
+				}
+				synctest.Wait() // every caller is now waiting on the one fetch
+				close(release)
+				wg.Wait()
+				close(errs)
+				for err := range errs {
+					if err != nil {
+						t.Errorf("round %d: %v", round, err)
+					}
+				}
+				if n := c.Fetches(); n != round || fake.Calls() != round {
+					t.Errorf("%d callers, round %d: Fetches = %d (API calls %d), want %d", callers, round, n, fake.Calls(), round)
+				}
+				clk.Add(time.Minute) // expire
+			}
+		})
+	}
+}
+
+func TestFailedFetchIsNotCached(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		value     string
+		err       error
+		wantClass error
+	}{
+		{name: "transient", value: secretJSON(credsA), err: errors.New("connection reset"), wantClass: secret.ErrUnavailable},
+		{name: "malformed", value: `{"AppId": 1}`, wantClass: secret.ErrConfiguration},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			fake := newFake(tt.value)
+			fake.set(tt.value, tt.err)
+			c := secret.NewCache(fake, testSecretID, time.Minute)
+
+			if _, err := c.Credentials(t.Context()); !errors.Is(err, tt.wantClass) {
+				t.Fatalf("first Credentials error = %v, want %v", err, tt.wantClass)
+			}
+			fake.set(secretJSON(credsA), nil)
+			got, err := c.Credentials(t.Context())
+			if err != nil || got != credsA {
+				t.Fatalf("after the fix: Credentials = %v, %v; want credsA", got.AppID, err)
+			}
+			if n := c.Fetches(); n != 2 {
+				t.Errorf("Fetches = %d, want 2 (the failure was not cached)", n)
+			}
+		})
+	}
+}
+
+// A caller never waits past its context; the fetch it started still serves
+// the next caller.
+func TestCallerContextBoundsTheWait(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		fake := newFake(secretJSON(credsA))
+		release := make(chan struct{})
+		fake.setBlock(release)
+		c := secret.NewCache(fake, testSecretID, time.Minute)
+
+		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+		defer cancel()
+		start := time.Now()
+		_, err := c.Credentials(ctx)
+		if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, secret.ErrUnavailable) {
+			t.Fatalf("error = %v, want context.DeadlineExceeded and ErrUnavailable", err)
+		}
+		if waited := time.Since(start); waited != 2*time.Second {
+			t.Errorf("caller waited %v, want its 2s deadline", waited)
+		}
+
+		close(release)
+		synctest.Wait() // the detached fetch completes
+		got, err := c.Credentials(t.Context())
+		if err != nil || got != credsA {
+			t.Fatalf("next caller: %v, %v; want credsA", got.AppID, err)
+		}
+		if n := c.Fetches(); n != 1 {
+			t.Errorf("Fetches = %d, want 1 (the first fetch was reused)", n)
+		}
+
+		done, stop := context.WithCancel(t.Context())
+		stop()
+		c2 := secret.NewCache(newFake(secretJSON(credsA)), testSecretID, time.Minute)
+		if _, err := c2.Credentials(done); !errors.Is(err, context.Canceled) || !errors.Is(err, secret.ErrUnavailable) {
+			t.Errorf("canceled context: error = %v, want context.Canceled and ErrUnavailable", err)
+		}
+		if n := c2.Fetches(); n != 0 {
+			t.Errorf("canceled context: Fetches = %d, want 0", n)
+		}
+	})
+}
+
+func TestFetchTimeout(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		fake := newFake(secretJSON(credsA))
+		fake.setBlock(make(chan struct{})) // never answers
+		c := secret.NewCache(fake, testSecretID, time.Minute, secret.WithFetchTimeout(3*time.Second))
+
+		start := time.Now()
+		_, err := c.Credentials(t.Context())
+		if !errors.Is(err, secret.ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("error = %v, want ErrUnavailable and context.DeadlineExceeded", err)
+		}
+		if waited := time.Since(start); waited != 3*time.Second {
+			t.Errorf("waited %v, want the 3s fetch timeout", waited)
+		}
+	})
+}
+
+func TestRefresh(t *testing.T) {
+	t.Parallel()
+	const minRefresh = 2 * time.Second
+	tests := []struct {
+		name        string
+		prime       bool          // fetch credsA first
+		after       time.Duration // clock advance before Refresh
+		stale       zim.Credentials
+		next        string // the secret's value when Refresh is called
+		nextErr     error
+		want        zim.Credentials
+		wantErr     error
+		wantFetches int
+	}{
+		{name: "another caller already refreshed", prime: true, after: time.Minute, stale: credsB, next: secretJSON(credsB), want: credsA, wantFetches: 1},
+		{name: "stale is current: fetch anew", prime: true, after: minRefresh, stale: credsA, next: secretJSON(credsB), want: credsB, wantFetches: 2},
+		{name: "within the minimum interval: current value", prime: true, after: minRefresh - time.Millisecond, stale: credsA, next: secretJSON(credsB), want: credsA, wantFetches: 1},
+		{name: "nothing cached yet", stale: credsA, next: secretJSON(credsB), want: credsB, wantFetches: 1},
+		{name: "fetch fails", prime: true, after: minRefresh, stale: credsA, nextErr: errors.New("dial tcp: connection refused"), wantErr: secret.ErrUnavailable, wantFetches: 2},
+		{name: "secret became malformed", prime: true, after: minRefresh, stale: credsA, next: `{"AppId": 1, "ServerSecret": "nothex"}`, wantErr: secret.ErrConfiguration, wantFetches: 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			fake, clk := newFake(secretJSON(credsA)), newClock()
+			c := secret.NewCache(fake, testSecretID, time.Hour, secret.WithClock(clk.Now), secret.WithMinRefreshInterval(minRefresh))
+			if tt.prime {
+				if _, err := c.Credentials(t.Context()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			clk.Add(tt.after)
+			fake.set(tt.next, tt.nextErr)
+
+			got, err := c.Refresh(t.Context(), tt.stale)
+			if tt.wantErr != nil {
+				if !errors.Is(err, tt.wantErr) {
+					t.Fatalf("Refresh error = %v, want %v", err, tt.wantErr)
+				}
+				assertNoSecret(t, "error", err.Error())
+			} else if err != nil {
+				t.Fatalf("Refresh: %v", err)
+			}
+			if got != tt.want {
+				t.Errorf("Refresh returned AppId %d secret %.4q..., want AppId %d secret %.4q...", got.AppID, got.ServerSecret, tt.want.AppID, tt.want.ServerSecret)
+			}
+			if n := c.Fetches(); n != tt.wantFetches {
+				t.Errorf("Fetches = %d, want %d", n, tt.wantFetches)
+			}
+		})
+	}
+}
+
+// Concurrent refreshes for the same stale credentials share one fetch, and the
+// refreshed credentials are then served by Credentials.
+func TestRefreshDeduplicated(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		fake := newFake(secretJSON(credsA))
+		c := secret.NewCache(fake, testSecretID, time.Hour)
+		if _, err := c.Credentials(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(secret.DefaultMinRefreshInterval) // fake time: leave the minimum interval
+		fake.set(secretJSON(credsB), nil)
+		release := make(chan struct{})
+		fake.setBlock(release)
+
+		const callers = 10
+		results := make(chan zim.Credentials, callers)
+		var wg sync.WaitGroup
+		for range callers {
+			wg.Go(func() {
+				got, err := c.Refresh(t.Context(), credsA)
+				if err != nil {
+					t.Error(err)
+				}
+				results <- got
+			})
+		}
+		synctest.Wait()
+		close(release)
+		wg.Wait()
+		close(results)
+		for got := range results {
+			if got != credsB {
+				t.Errorf("Refresh returned AppId %d secret %.4q..., want credsB", got.AppID, got.ServerSecret)
+			}
+		}
+		if n := c.Fetches(); n != 2 {
+			t.Errorf("Fetches = %d, want 2 (one initial, one shared refresh)", n)
+		}
+		// A caller still holding credsA after the refresh gets credsB without a fetch.
+		if got, err := c.Refresh(t.Context(), credsA); err != nil || got != credsB {
+			t.Errorf("late Refresh = %v, want credsB", err)
+		}
+		if got, err := c.Credentials(t.Context()); err != nil || got != credsB {
+			t.Errorf("Credentials after refresh = %v, want credsB", err)
+		}
+		if n := c.Fetches(); n != 2 {
+			t.Errorf("Fetches = %d after late callers, want 2", n)
+		}
+	})
+}
+
+// A wrong secret cannot make every message of a batch call Secrets Manager:
+// repeated refreshes within the minimum interval fetch once.
+func TestRefreshRateLimited(t *testing.T) {
+	t.Parallel()
+	fake, clk := newFake(secretJSON(credsA)), newClock()
+	c := secret.NewCache(fake, testSecretID, time.Hour, secret.WithClock(clk.Now), secret.WithMinRefreshInterval(time.Second))
+	if _, err := c.Credentials(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 100 {
+		clk.Add(100 * time.Millisecond) // 100 refreshes over 10 s
+		if _, err := c.Refresh(t.Context(), credsA); err != nil {
+			t.Fatalf("refresh %d: %v", i, err)
+		}
+	}
+	// One initial fetch and one per elapsed second.
+	if n := c.Fetches(); n != 11 {
+		t.Errorf("Fetches = %d over 10 s of refreshes with a 1 s minimum interval, want 11", n)
+	}
+}
+
+func TestFetchErrors(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		value     string
+		binary    []byte
+		err       error
+		wantClass error
+		wantField string
+		wantText  []string
+	}{
+		{name: "empty SecretString", value: "", wantClass: secret.ErrConfiguration, wantField: "SecretString", wantText: []string{"SecretString"}},
+		{name: "SecretBinary only", binary: []byte(secretJSON(credsA)), wantClass: secret.ErrConfiguration, wantField: "SecretString", wantText: []string{"SecretBinary"}},
+		{name: "bad ServerSecret", value: `{"AppId": 1, "ServerSecret": "` + secretA[:31] + `"}`, wantClass: secret.ErrConfiguration, wantField: "ServerSecret", wantText: []string{"ServerSecret", "32 hexadecimal"}},
+		{name: "bad AppId", value: `{"AppId": "x` + secretA + `", "ServerSecret": "` + secretA + `"}`, wantClass: secret.ErrConfiguration, wantField: "AppId", wantText: []string{"AppId"}},
+		{name: "network", err: errors.New("dial tcp 10.0.0.1:443: i/o timeout"), wantClass: secret.ErrUnavailable, wantText: []string{"network"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			fake := newFake(tt.value)
+			fake.binary = tt.binary
+			fake.err = tt.err
+			c := secret.NewCache(fake, testSecretID, time.Minute)
+			_, err := c.Credentials(t.Context())
+			if !errors.Is(err, tt.wantClass) {
+				t.Fatalf("error = %v, want %v", err, tt.wantClass)
+			}
+			var se *secret.Error
+			if !errors.As(err, &se) || se.SecretID != testSecretID {
+				t.Errorf("error = %#v, want a *secret.Error naming the secret", err)
+			}
+			var fe *secret.FieldError
+			if tt.wantField != "" && (!errors.As(err, &fe) || fe.Field != tt.wantField) {
+				t.Errorf("error = %v, want a *FieldError for %s", err, tt.wantField)
+			}
+			var ve *zim.ValidationError
+			if errors.As(err, &ve) {
+				t.Errorf("error matches *zim.ValidationError (an invalid request to the function): %v", err)
+			}
+			msg := err.Error()
+			for _, want := range append(tt.wantText, testSecretID) {
+				if !bytes.Contains([]byte(msg), []byte(want)) {
+					t.Errorf("error %q does not mention %q", msg, want)
+				}
+			}
+			assertNoSecret(t, "error", msg)
+			if bytes.Contains([]byte(msg), []byte(secretA[:31])) {
+				t.Errorf("error %q contains part of a secret", msg)
+			}
+		})
+	}
+}
+
+// Debug logs of successful fetches, rotations and failures name the secret
+// and never its value.
+func TestLogsNeverContainTheSecret(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	var mu sync.Mutex
+	log := slog.New(slog.NewJSONHandler(&lockedWriter{w: &buf, mu: &mu}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	fake, clk := newFake(secretJSON(credsA)), newClock()
+	c := secret.NewCache(fake, testSecretID, time.Minute, secret.WithClock(clk.Now), secret.WithLogger(log))
+
+	steps := []struct {
+		value string
+		err   error
+	}{
+		{value: secretJSON(credsA)},
+		{value: secretJSON(credsB)},
+		{value: `{"AppId": 7, "ServerSecret": "` + secretA + `zz"}`},
+		{value: secretJSON(credsA), err: errors.New("throttled")},
+	}
+	for _, s := range steps {
+		fake.set(s.value, s.err)
+		_, _ = c.Credentials(t.Context())
+		clk.Add(time.Minute)
+	}
+	mu.Lock()
+	out := buf.String()
+	mu.Unlock()
+	for _, want := range []string{"secret: fetched", "secret: credentials changed", "secret: fetch failed", testSecretID} {
+		if !bytes.Contains([]byte(out), []byte(want)) {
+			t.Errorf("logs do not contain %q:\n%s", want, out)
+		}
+	}
+	assertNoSecret(t, "logs", out)
+}
+
+type lockedWriter struct {
+	w  *bytes.Buffer
+	mu *sync.Mutex
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}

@@ -1,0 +1,32 @@
+// Package secret supplies ZEGO credentials from an AWS Secrets Manager secret:
+// a zim.CredentialsSource that fetches lazily, caches for a TTL and refreshes
+// when ZEGO reports an invalid signature, so a rotated secret is picked up
+// without a redeploy.
+//
+// # The secret
+//
+// SecretString is JSON of the form
+//
+//	{"AppId": 1234567890, "ServerSecret": "<32 hex characters>"}
+//
+// AppId may also be a numeric string. Other fields are ignored, so the secret
+// may carry a description or rotation notes. See Parse for the exact rules.
+//
+// # Fetching
+//
+// One GetSecretValue per TTL in the steady state: concurrent callers share the
+// fetch in flight, and a failed fetch is not cached, so the next caller tries
+// again. Refresh is deduplicated the same way and rate-limited by
+// WithMinRefreshInterval. A caller never waits past its context; the fetch it
+// started goes on (bounded by WithFetchTimeout) and serves the next caller.
+//
+// # Errors
+//
+// Every error is an *Error that matches ErrConfiguration (not found, access
+// denied, cannot decrypt, refused, malformed value) or ErrUnavailable
+// (throttling, service or network failures, timeouts, the caller's context
+// ending; the latter also matches context.DeadlineExceeded or
+// context.Canceled). The AWS error stays reachable with errors.As
+// (smithy.APIError), a malformed value with *FieldError. No error or log line
+// contains the secret's value.
+package secret
