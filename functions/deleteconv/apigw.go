@@ -1,0 +1,207 @@
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim"
+)
+
+const (
+	routePath    = "/conversations/delete"
+	maxBodyBytes = 16 << 10
+)
+
+// httpRequest is what the handler needs of either API Gateway payload format.
+type httpRequest struct {
+	trigger   string // "http_api" or "rest_api"
+	method    string
+	path      string
+	stage     string
+	body      string
+	base64    bool
+	requestID string
+	// claim returns the caller's JWT claim of that name, if the authorizer gave one.
+	claim func(name string) (string, bool)
+}
+
+// httpResponse is the answer before it is shaped for the payload format.
+type httpResponse struct {
+	status  int
+	headers map[string]string
+	body    []byte
+}
+
+// errorBody is the contract's error object.
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Code      string `json:"code"`
+	Message   string `json:"message"`
+	Field     string `json:"field,omitempty"`
+	ZegoCode  int    `json:"zegoCode,omitempty"`
+	RequestID string `json:"requestId,omitempty"`
+}
+
+func (inv *invocation) httpAPI(ctx context.Context, payload []byte) ([]byte, error) {
+	var ev events.APIGatewayV2HTTPRequest
+	if err := json.Unmarshal(payload, &ev); err != nil {
+		return nil, eventDecodeError("HTTP API", err)
+	}
+	r := httpRequest{
+		trigger: "http_api", method: ev.RequestContext.HTTP.Method, path: ev.RawPath, stage: ev.RequestContext.Stage,
+		body: ev.Body, base64: ev.IsBase64Encoded, requestID: ev.RequestContext.RequestID,
+		claim: func(name string) (string, bool) {
+			if a := ev.RequestContext.Authorizer; a != nil && a.JWT != nil {
+				v, ok := a.JWT.Claims[name]
+				return v, ok
+			}
+			return "", false
+		},
+	}
+	if r.path == "" {
+		r.path = ev.RequestContext.HTTP.Path
+	}
+	resp := inv.serveHTTP(ctx, r)
+	return json.Marshal(events.APIGatewayV2HTTPResponse{StatusCode: resp.status, Headers: resp.headers, Body: string(resp.body)})
+}
+
+func (inv *invocation) restAPI(ctx context.Context, payload []byte) ([]byte, error) {
+	var ev events.APIGatewayProxyRequest
+	if err := json.Unmarshal(payload, &ev); err != nil {
+		return nil, eventDecodeError("REST API", err)
+	}
+	r := httpRequest{
+		trigger: "rest_api", method: ev.HTTPMethod, path: ev.Path, stage: ev.RequestContext.Stage,
+		body: ev.Body, base64: ev.IsBase64Encoded, requestID: ev.RequestContext.RequestID,
+		claim: func(name string) (string, bool) {
+			// Cognito user-pool and JWT authorizers put the token's claims under "claims".
+			claims, _ := ev.RequestContext.Authorizer["claims"].(map[string]any)
+			v, ok := claims[name].(string)
+			return v, ok
+		},
+	}
+	resp := inv.serveHTTP(ctx, r)
+	return json.Marshal(events.APIGatewayProxyResponse{StatusCode: resp.status, Headers: resp.headers, Body: string(resp.body)})
+}
+
+func eventDecodeError(kind string, err error) error {
+	return invokeError(InvalidRequest, fmt.Sprintf("malformed %s event: %s", kind, jsonProblem(err)))
+}
+
+// serveHTTP applies the contract's route, status and body rules.
+func (inv *invocation) serveHTTP(ctx context.Context, r httpRequest) httpResponse {
+	path := r.path
+	if r.stage != "" && r.stage != "$default" {
+		path = strings.TrimPrefix(path, "/"+r.stage)
+	}
+	if strings.TrimSuffix(path, "/") != routePath {
+		return inv.httpError(r, http.StatusNotFound, "NotFound", fmt.Sprintf("no route for %s %s; send POST %s", r.method, r.path, routePath))
+	}
+	if r.method != http.MethodPost {
+		resp := inv.httpError(r, http.StatusMethodNotAllowed, "MethodNotAllowed", fmt.Sprintf("%s is not allowed on %s; use POST", r.method, routePath))
+		resp.headers["Allow"] = http.MethodPost
+		return resp
+	}
+	body := []byte(r.body)
+	if r.base64 {
+		if base64.StdEncoding.DecodedLen(len(r.body)) > maxBodyBytes+3 {
+			return inv.httpError(r, http.StatusRequestEntityTooLarge, "PayloadTooLarge", fmt.Sprintf("body is larger than %d bytes", maxBodyBytes))
+		}
+		var err error
+		if body, err = base64.StdEncoding.DecodeString(r.body); err != nil {
+			res := result{outcome: InvalidRequest, err: &zim.ValidationError{Field: "body", Rule: "is marked isBase64Encoded but is not valid base64"}}
+			inv.record(r.trigger, "", Request{}, res)
+			return inv.httpResult(res)
+		}
+	}
+	if len(body) > maxBodyBytes {
+		return inv.httpError(r, http.StatusRequestEntityTooLarge, "PayloadTooLarge", fmt.Sprintf("body is larger than %d bytes", maxBodyBytes))
+	}
+
+	req, err := parseRequest(body)
+	var res result
+	switch {
+	case err != nil:
+		res = result{outcome: InvalidRequest, err: err}
+	case inv.h.callerClaim != "" && !inv.callerOwns(r, req):
+		res = result{outcome: Forbidden, err: fmt.Errorf("FromUserId must be the caller's own user id (JWT claim %q)", inv.h.callerClaim)}
+	default:
+		res = inv.process(ctx, req)
+	}
+	inv.record(r.trigger, "", req, res)
+	return inv.httpResult(res)
+}
+
+// callerOwns reports whether the JWT claim the function is configured with
+// equals the request's FromUserId: in JWT mode, an end user may delete only
+// their own conversations.
+func (inv *invocation) callerOwns(r httpRequest, req Request) bool {
+	v, ok := r.claim(inv.h.callerClaim)
+	return ok && v != "" && v == req.FromUserID
+}
+
+// httpResult shapes a request result as the contract's status and body.
+func (inv *invocation) httpResult(res result) httpResponse {
+	status := res.outcome.HTTPStatus()
+	if res.job != nil {
+		switch {
+		case res.outcome.Success():
+			return jsonResponse(status, res.job)
+		case res.outcome == Timeout:
+			// The job made progress and stopped at the deadline: accepted, not done.
+			return jsonResponse(http.StatusAccepted, res.job)
+		}
+	}
+	if res.outcome.Success() {
+		return jsonResponse(status, newSuccessBody(res))
+	}
+	d := errorDetail{Code: res.outcome.ErrorType(), Message: describe(res.err)}
+	switch res.outcome {
+	case InvalidRequest:
+		d.Field = errorField(res.err)
+	case ConfigurationError:
+		// Details go to the log only: the caller cannot fix them.
+		d.Message = "the function is not configured correctly; the operator will find the details in its logs"
+	case Timeout:
+		d.Message = "no answer from ZEGO before the function's deadline; the deletion may or may not have happened: retry (deleting is idempotent)"
+	}
+	var ae *zim.APIError
+	if errors.As(res.err, &ae) {
+		d.ZegoCode, d.RequestID = ae.Code, ae.RequestID
+	}
+	resp := jsonResponse(status, errorBody{Error: d})
+	switch res.outcome {
+	case Throttled:
+		resp.headers["Retry-After"] = "1"
+	case Unavailable:
+		resp.headers["Retry-After"] = "5"
+	}
+	return resp
+}
+
+// httpError answers a request that never reached the request rules (route,
+// method, size) and logs it like any other outcome.
+func (inv *invocation) httpError(r httpRequest, status int, code, msg string) httpResponse {
+	inv.h.log.Warn("request outcome", "requestId", inv.requestID, "trigger", r.trigger, "outcome", InvalidRequest,
+		"httpStatus", status, "error", msg)
+	inv.count(InvalidRequest, nil)
+	return jsonResponse(status, errorBody{Error: errorDetail{Code: code, Message: msg}})
+}
+
+func jsonResponse(status int, v any) httpResponse {
+	b, err := json.Marshal(v)
+	if err != nil { // only plain structs are passed here
+		panic(err)
+	}
+	return httpResponse{status: status, headers: map[string]string{"Content-Type": "application/json"}, body: b}
+}

@@ -1,0 +1,117 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+func mustUnmarshal(t *testing.T, b []byte, v any) {
+	t.Helper()
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatalf("decoding %s: %v", b, err)
+	}
+}
+
+func TestSampleEventsEveryTrigger(t *testing.T) {
+	t.Parallel()
+	hs := newHarness(t)
+	hs.seed("alice", peer("bob"), group("#team-7"))
+	hs.seed("carol", peer("alice"))
+	for _, name := range []string{"direct.json", "apigw-http.json", "apigw-rest.json"} {
+		payload, err := os.ReadFile("../../events/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := hs.invoke(payload, 5*time.Second)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if name != "direct.json" {
+			var r struct {
+				StatusCode int `json:"statusCode"`
+			}
+			mustUnmarshal(t, out, &r)
+			if r.StatusCode != 200 {
+				t.Errorf("%s: status %d: %s", name, r.StatusCode, out)
+			}
+		}
+	}
+	if n := len(hs.srv.Conversations(testAppID, "alice")) + len(hs.srv.Conversations(testAppID, "carol")); n != 0 {
+		t.Errorf("%d conversations left", n)
+	}
+}
+
+func TestUnsupportedEvents(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ name, payload, want string }{
+		{"S3 event", `{"Records":[{"eventSource":"aws:s3","s3":{}}]}`, "unsupported event"},
+		{"empty object", `{}`, "unsupported event"},
+		{"JSON string", `"delete please"`, "request must be a JSON object"},
+		{"not JSON", `FromUserId=alice`, "request must be a JSON object"},
+		{"array", `[{"FromUserId":"a","ConvId":"b","ConvType":0}]`, "request must be a JSON object"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			hs := newHarness(t)
+			_, err := hs.invoke([]byte(tt.payload), time.Second)
+			ie := functionError(t, err)
+			if ie.Type != "InvalidRequest" || !strings.Contains(ie.Message, tt.want) {
+				t.Fatalf("got %+v, want InvalidRequest containing %q", ie, tt.want)
+			}
+		})
+	}
+}
+
+func TestPanicBecomesAClearFunctionError(t *testing.T) {
+	t.Parallel()
+	hs := newHarness(t)
+	hs.h.zim = panicZIM{}
+	_, err := hs.invoke([]byte(body("alice", "bob", 0)), time.Second)
+	ie := functionError(t, err)
+	if ie.Type != "InternalError" || len(ie.StackTrace) != 0 || strings.Contains(ie.Message, "goroutine") {
+		t.Fatalf("got %+v", ie)
+	}
+	if !strings.Contains(hs.logs.String(), "panic while handling an event") {
+		t.Errorf("the panic was not logged")
+	}
+}
+
+func TestEMFMetricLines(t *testing.T) {
+	t.Parallel()
+	hs := newHarness(t)
+	hs.seed("u", peer("a"), peer("b"))
+	_, err := hs.invoke(sqsEvent(t,
+		sqsRecord{id: "1", body: body("u", "a", 0)},
+		sqsRecord{id: "2", body: body("u", "b", 0)},
+		sqsRecord{id: "3", body: body("u", "gone", 0)},
+		sqsRecord{id: "4", body: "nope"},
+	), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, l := range hs.emf.lines(t) {
+		meta := l["_aws"].(map[string]any)
+		cw := meta["CloudWatchMetrics"].([]any)[0].(map[string]any)
+		if cw["Namespace"] != MetricsNamespace || meta["Timestamp"] == nil {
+			t.Errorf("bad EMF metadata %v", meta)
+		}
+		got[l["Outcome"].(string)] = l["Requests"].(float64)
+		if l["Outcome"] == "deleted" && len(l["ZegoLatency"].([]any)) != 2 {
+			t.Errorf("want two latency values for deleted, got %v", l["ZegoLatency"])
+		}
+	}
+	want := map[string]float64{"deleted": 2, "already_deleted": 1, "invalid_request": 1}
+	if len(got) != len(want) {
+		t.Fatalf("EMF counts %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("EMF %s = %v, want %v", k, got[k], v)
+		}
+	}
+}

@@ -1,0 +1,23 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim"
+)
+
+// panicZIM stands for a bug deep in a dependency.
+type panicZIM struct{}
+
+func (panicZIM) DeleteConversation(context.Context, zim.DeleteConvRequest) (*zim.Response, error) {
+	panic("index out of range [3] with length 3")
+}
+
+func (panicZIM) QueryConversationList(context.Context, string, int, int64) (*zim.ConversationList, error) {
+	panic("index out of range [3] with length 3")
+}
+
+var errFuzzNoNetwork = &zim.ValidationError{Field: "fuzz", Rule: "no network in fuzzing"}
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -1,0 +1,206 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"time"
+
+	"github.com/aws/aws-lambda-go/lambda/messages"
+	"github.com/aws/aws-lambda-go/lambdacontext"
+
+	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim"
+)
+
+// ZIM is what the handler needs of the ZIM server API (*zim.Client).
+type ZIM interface {
+	DeleteConversation(ctx context.Context, req zim.DeleteConvRequest) (*zim.Response, error)
+	QueryConversationList(ctx context.Context, fromUserID string, limit int, next int64) (*zim.ConversationList, error)
+}
+
+// Handler serves every trigger of the contract from one raw-JSON entry point.
+type Handler struct {
+	zim         ZIM
+	log         *slog.Logger
+	metrics     *Metrics
+	callerClaim string
+	// setupErr, when set, is a configuration problem found at start-up: every
+	// invocation fails with it instead of the process crashing in a loop.
+	setupErr error
+	// jobWorkers bounds the concurrent deletions of one AllConversations job
+	// and sqsWorkers the records of one batch in flight; the rate limiter inside
+	// the zim client decides the pace.
+	jobWorkers int
+	sqsWorkers int
+}
+
+// NewHandler builds a Handler. setupErr (a configuration error) may be nil.
+func NewHandler(z ZIM, log *slog.Logger, metrics *Metrics, callerClaim string, setupErr error) *Handler {
+	return &Handler{zim: z, log: log, metrics: metrics, callerClaim: callerClaim, setupErr: setupErr, jobWorkers: 4, sqsWorkers: 10}
+}
+
+// Invoke implements lambda.Handler: it detects the trigger from the raw event,
+// then answers the way that trigger expects.
+func (h *Handler) Invoke(ctx context.Context, payload []byte) (out []byte, err error) {
+	inv := &invocation{h: h, started: time.Now()}
+	if lc, ok := lambdacontext.FromContext(ctx); ok {
+		inv.requestID = lc.AwsRequestID
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			// A panic is a bug; answer with a clear function error rather than
+			// letting the runtime print a stack trace to the caller.
+			h.log.Error("panic while handling an event", "requestId", inv.requestID, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			out, err = nil, messages.InvokeResponse_Error{Type: "InternalError", Message: "internal error while handling the event; see the function's logs (request id " + inv.requestID + ")"}
+		}
+		h.metrics.Flush(&inv.counts)
+	}()
+	work, cancel := workContext(ctx)
+	defer cancel()
+
+	switch kind := detect(payload); kind {
+	case kindSQS:
+		return inv.sqs(ctx, work, payload)
+	case kindHTTPAPI:
+		return inv.httpAPI(work, payload)
+	case kindREST:
+		return inv.restAPI(work, payload)
+	case kindDirect:
+		return inv.direct(work, payload)
+	default:
+		msg := "unsupported event: expected a request object {\"FromUserId\", \"ConvId\", \"ConvType\"}, an API Gateway proxy event (HTTP API 2.0 or REST 1.0) or an SQS event"
+		h.log.Warn("unsupported event", "requestId", inv.requestID, "outcome", InvalidRequest)
+		inv.count(InvalidRequest, nil)
+		return nil, invokeError(InvalidRequest, msg)
+	}
+}
+
+// workContext is ctx with a deadline a little before Lambda's, so the handler
+// still has time to answer (and report unfinished SQS records) when work is
+// cut short.
+func workContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return context.WithCancel(ctx)
+	}
+	reserve := min(max(time.Until(deadline)/10, 100*time.Millisecond), time.Second)
+	return context.WithDeadline(ctx, deadline.Add(-reserve))
+}
+
+// invocation is the state of one Invoke call.
+type invocation struct {
+	h         *Handler
+	requestID string
+	started   time.Time
+	counts    outcomeCounts
+}
+
+// result is how one request ended.
+type result struct {
+	outcome Outcome
+	resp    *zim.Response // ZEGO's last answer, nil if none was made
+	err     error
+	job     *jobSummary // AllConversations requests only
+}
+
+// process performs one valid request.
+func (inv *invocation) process(ctx context.Context, req Request) result {
+	if err := inv.h.setupErr; err != nil {
+		return result{outcome: ConfigurationError, err: err}
+	}
+	if req.All {
+		return inv.deleteAll(ctx, req.FromUserID)
+	}
+	resp, err := inv.h.zim.DeleteConversation(ctx, req.Delete)
+	return result{outcome: classify(ctx, err), resp: resp, err: err}
+}
+
+// record logs one request outcome and counts it for the metrics.
+func (inv *invocation) record(trigger, messageID string, req Request, r result) {
+	attrs := []slog.Attr{
+		slog.String("requestId", inv.requestID),
+		slog.String("trigger", trigger),
+		slog.String("outcome", string(r.outcome)),
+	}
+	if messageID != "" {
+		attrs = append(attrs, slog.String("messageId", messageID))
+	}
+	if req.FromUserID != "" {
+		attrs = append(attrs, slog.String("fromUserId", req.FromUserID))
+	}
+	if req.All {
+		attrs = append(attrs, slog.Bool("allConversations", true))
+	} else if req.Delete.ConvID != "" {
+		attrs = append(attrs, slog.String("convId", req.Delete.ConvID), slog.Int("convType", int(req.Delete.ConvType)))
+	}
+	if r.resp != nil {
+		attrs = append(attrs,
+			slog.Int("zegoCode", r.resp.Code),
+			slog.String("zegoRequestId", r.resp.RequestID),
+			slog.Int("attempts", r.resp.Attempts),
+			slog.Float64("latencyMs", ms(r.resp.Latency)))
+	}
+	if r.job != nil {
+		attrs = append(attrs, slog.Any("job", r.job))
+	}
+	if r.err != nil {
+		attrs = append(attrs, slog.String("error", describe(r.err)))
+	}
+	level := slog.LevelInfo
+	switch {
+	case r.outcome.Success():
+	case r.outcome == ConfigurationError || r.outcome == UpstreamError:
+		level = slog.LevelError
+	default:
+		level = slog.LevelWarn
+	}
+	inv.h.log.LogAttrs(context.Background(), level, "request outcome", attrs...)
+	inv.count(r.outcome, r.resp)
+}
+
+func (inv *invocation) count(o Outcome, resp *zim.Response) { inv.counts.add(o, resp) }
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// successBody is the answer for a deleted or already-deleted conversation.
+type successBody struct {
+	Code      int     `json:"Code"`
+	Message   string  `json:"Message"`
+	RequestID string  `json:"RequestId"`
+	Outcome   Outcome `json:"Outcome"`
+}
+
+func newSuccessBody(r result) successBody {
+	b := successBody{Outcome: r.outcome}
+	if r.resp != nil {
+		b.Code, b.Message, b.RequestID = r.resp.Code, r.resp.Message, r.resp.RequestID
+	}
+	return b
+}
+
+// direct answers a direct invocation: the success body, or a function error
+// whose errorType is the outcome class.
+func (inv *invocation) direct(ctx context.Context, payload []byte) ([]byte, error) {
+	req, err := parseRequest(payload)
+	var r result
+	if err != nil {
+		r = result{outcome: InvalidRequest, err: err}
+	} else {
+		r = inv.process(ctx, req)
+	}
+	inv.record("direct", "", req, r)
+	if r.job != nil && (r.outcome.Success() || r.outcome == Timeout) {
+		return json.Marshal(r.job)
+	}
+	if !r.outcome.Success() {
+		return nil, invokeError(r.outcome, describe(r.err))
+	}
+	return json.Marshal(newSuccessBody(r))
+}
+
+// invokeError is a Lambda function error whose errorType is the outcome class.
+func invokeError(o Outcome, msg string) error {
+	return messages.InvokeResponse_Error{Type: o.ErrorType(), Message: msg}
+}

@@ -1,0 +1,185 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim"
+)
+
+// listPageSize is the QueryConversationList page the job asks for (ZEGO's maximum).
+const listPageSize = zim.MaxConversationListLimit
+
+// maxVisibleConversations is how many of a user's latest conversations
+// QueryConversationList shows. Once those are deleted, older ones become
+// visible, so the job lists again until nothing new appears.
+const maxVisibleConversations = 1000
+
+// jobSummary is the answer to an AllConversations request.
+type jobSummary struct {
+	FromUserID string  `json:"FromUserId"`
+	Outcome    Outcome `json:"Outcome"`
+	// Complete is false when the deadline stopped the job: send the same
+	// request again to finish it (what is deleted no longer shows in the list).
+	Complete       bool     `json:"Complete"`
+	Deleted        int      `json:"Deleted"`
+	AlreadyDeleted int      `json:"AlreadyDeleted"`
+	Failed         int      `json:"Failed"`
+	FailedConvIDs  []string `json:"FailedConvIds,omitempty"`
+}
+
+// jobError says how a job ended when some conversations could not be deleted.
+type jobError struct {
+	sum  *jobSummary
+	last error
+}
+
+func (e *jobError) Error() string {
+	ids := e.sum.FailedConvIDs
+	more := ""
+	if len(ids) > 10 {
+		ids, more = ids[:10], fmt.Sprintf(" and %d more", len(e.sum.FailedConvIDs)-10)
+	}
+	return fmt.Sprintf("%d of FromUserId's conversations could not be deleted (ConvIds %s%s; last error: %s); deleted %d, already deleted %d",
+		e.sum.Failed, strings.Join(ids, ", "), more, describe(e.last), e.sum.Deleted, e.sum.AlreadyDeleted)
+}
+
+type convKey struct {
+	id string
+	t  zim.ConvType
+}
+
+// deleteAll deletes every conversation of user: it lists what ZEGO shows,
+// deletes it through the same client (and so the same rate limiter) as single
+// deletions, and lists again until nothing is left that it has not tried.
+// A conversation that fails does not stop the others.
+func (inv *invocation) deleteAll(ctx context.Context, user string) result {
+	sum := &jobSummary{FromUserID: user}
+	tried := map[convKey]bool{}
+	var lastErr error
+	var lastOutcome Outcome
+	for {
+		convs, resp, err := inv.listVisible(ctx, user)
+		if err != nil {
+			o := classify(ctx, err)
+			if outOfTime(ctx, err) {
+				return inv.jobResult(ctx, sum, Timeout, err)
+			}
+			if len(tried) == 0 {
+				return result{outcome: o, resp: resp, err: err}
+			}
+			sum.Outcome, sum.Complete = o, false
+			return result{outcome: o, resp: resp, err: &jobError{sum: sum, last: err}, job: sum}
+		}
+		var todo []zim.Conversation
+		for _, c := range convs {
+			if k := (convKey{c.ConvID, c.ConvType}); !tried[k] {
+				tried[k] = true
+				todo = append(todo, c)
+			}
+		}
+		if len(todo) == 0 {
+			break
+		}
+		stopped := false
+		for _, r := range inv.deleteEach(ctx, user, todo) {
+			switch {
+			case r.outcome == Deleted:
+				sum.Deleted++
+			case r.outcome == AlreadyDeleted:
+				sum.AlreadyDeleted++
+			case r.outcome == Timeout || outOfTime(ctx, r.err):
+				// Not a failure of the conversation: the next delivery tries it again.
+				stopped = true
+			default:
+				sum.Failed++
+				sum.FailedConvIDs = append(sum.FailedConvIDs, r.convID)
+				lastErr, lastOutcome = r.err, r.outcome
+			}
+		}
+		if outOfTime(ctx, nil) || stopped {
+			return inv.jobResult(ctx, sum, Timeout, context.DeadlineExceeded)
+		}
+	}
+	if sum.Failed > 0 {
+		return inv.jobResult(ctx, sum, lastOutcome, &jobError{sum: sum, last: lastErr})
+	}
+	return inv.jobResult(ctx, sum, Deleted, nil)
+}
+
+func (inv *invocation) jobResult(_ context.Context, sum *jobSummary, o Outcome, err error) result {
+	sum.Outcome = o
+	sum.Complete = o != Timeout
+	return result{outcome: o, err: err, job: sum}
+}
+
+// listVisible pages through QueryConversationList: at most the user's latest
+// 1000 conversations.
+func (inv *invocation) listVisible(ctx context.Context, user string) ([]zim.Conversation, *zim.Response, error) {
+	var all []zim.Conversation
+	var next int64
+	for len(all) < maxVisibleConversations {
+		page, err := inv.h.zim.QueryConversationList(ctx, user, listPageSize, next)
+		if err != nil {
+			var resp *zim.Response
+			if page != nil {
+				resp = &page.Response
+			}
+			return nil, resp, err
+		}
+		all = append(all, page.List...)
+		if page.Next == 0 || page.Next == next || len(page.List) == 0 {
+			break
+		}
+		next = page.Next
+	}
+	return all, nil, nil
+}
+
+// outOfTime reports whether the job must stop for the deadline: it passed, or
+// the rate limiter has no slot left before it (zim.ErrThrottled is the
+// client's own limiter, not ZEGO's answer).
+func outOfTime(ctx context.Context, err error) bool {
+	return ctx.Err() != nil || errors.Is(err, zim.ErrThrottled)
+}
+
+type convResult struct {
+	convID  string
+	outcome Outcome
+	err     error
+}
+
+// deleteEach deletes convs with a few workers; the client's limiter sets the pace.
+func (inv *invocation) deleteEach(ctx context.Context, user string, convs []zim.Conversation) []convResult {
+	out := make([]convResult, len(convs))
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	for range min(inv.h.jobWorkers, len(convs)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range jobs {
+				c := convs[i]
+				_, err := inv.h.zim.DeleteConversation(ctx, zim.DeleteConvRequest{FromUserID: user, ConvID: c.ConvID, ConvType: c.ConvType})
+				out[i] = convResult{convID: c.ConvID, outcome: classify(ctx, err), err: err}
+				if err != nil && !out[i].outcome.Success() {
+					inv.h.log.Debug("conversation not deleted", "requestId", inv.requestID, "fromUserId", user,
+						"convId", c.ConvID, "convType", int(c.ConvType), "outcome", out[i].outcome, "error", describe(err))
+				}
+			}
+		}()
+	}
+	for i := range convs {
+		if ctx.Err() != nil {
+			out[i] = convResult{convID: convs[i].ConvID, outcome: Timeout, err: ctx.Err()}
+			continue
+		}
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+	return out
+}

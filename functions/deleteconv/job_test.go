@@ -1,0 +1,218 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim"
+	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim/zimtest"
+)
+
+const allBody = `{"FromUserId":"erin","AllConversations":true}`
+
+// seedMany gives erin n conversations, every third one a group.
+func seedMany(hs *harness, n int) {
+	convs := make([]zim.Conversation, n)
+	for i := range convs {
+		convs[i] = peer(fmt.Sprintf("p%04d", i))
+		if i%3 == 2 {
+			convs[i] = group(fmt.Sprintf("#g%04d", i))
+		}
+		convs[i].UpdateTime = int64(1_700_000_000_000 + i)
+	}
+	hs.seed("erin", convs...)
+}
+
+func directJob(t *testing.T, hs *harness, timeout time.Duration) jobSummary {
+	t.Helper()
+	out, err := hs.invoke([]byte(allBody), timeout)
+	if err != nil {
+		t.Fatalf("function error: %v", err)
+	}
+	var s jobSummary
+	mustUnmarshal(t, out, &s)
+	return s
+}
+
+func TestDeleteAllConversations(t *testing.T) {
+	t.Parallel()
+	for _, n := range []int{0, 1, 250, 1234} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			t.Parallel()
+			hs := newHarness(t)
+			seedMany(hs, n)
+			hs.seed("frank", peer("erin")) // someone else's conversations stay
+			s := directJob(t, hs, 30*time.Second)
+			want := jobSummary{FromUserID: "erin", Outcome: Deleted, Complete: true, Deleted: n}
+			if !equalSummary(s, want) {
+				t.Fatalf("summary %+v, want %+v", s, want)
+			}
+			if left := hs.srv.Conversations(testAppID, "erin"); len(left) != 0 {
+				t.Errorf("%d conversations left", len(left))
+			}
+			if len(hs.srv.Conversations(testAppID, "frank")) != 1 {
+				t.Errorf("another user's conversation was touched")
+			}
+			groups := 0
+			for _, r := range hs.srv.Requests() {
+				if r.Action == "DeleteConv" && r.ConvType == zim.ConvTypeGroup {
+					groups++
+				}
+				if r.Action == "QueryConversationList" && r.FromUserID != "erin" {
+					t.Errorf("listed %q", r.FromUserID)
+				}
+			}
+			if groups != n/3 {
+				t.Errorf("%d group deletions, want %d", groups, n/3)
+			}
+		})
+	}
+}
+
+func equalSummary(a, b jobSummary) bool {
+	return a.FromUserID == b.FromUserID && a.Outcome == b.Outcome && a.Complete == b.Complete && a.Deleted == b.Deleted &&
+		a.AlreadyDeleted == b.AlreadyDeleted && a.Failed == b.Failed && slices.Equal(a.FailedConvIDs, b.FailedConvIDs)
+}
+
+func TestDeleteAllFailuresDoNotStopTheOthers(t *testing.T) {
+	t.Parallel()
+	hs := newHarness(t)
+	seedMany(hs, 40)
+	hs.srv.Inject(zimtest.Fault{Action: "DeleteConv", ConvID: "p0007", Code: 660500002})
+	hs.srv.Inject(zimtest.Fault{Action: "DeleteConv", ConvID: "#g0020", Code: 660000001, Times: 3}) // transient, but past the retries
+	hs.srv.Inject(zimtest.Fault{Action: "DeleteConv", ConvID: "p0030", Code: 1})                   // transient, retried: succeeds
+	out, err := hs.invoke(sqsEvent(t, sqsRecord{id: "job-1", body: allBody}), 30*time.Second)
+	if got := decodeSQS(t, out, err); !slices.Equal(got, []string{"job-1"}) {
+		t.Fatalf("batchItemFailures = %v, want the job's record", got)
+	}
+	left := hs.srv.Conversations(testAppID, "erin")
+	var ids []string
+	for _, c := range left {
+		ids = append(ids, c.ConvID)
+	}
+	slices.Sort(ids)
+	if !slices.Equal(ids, []string{"#g0020", "p0007"}) {
+		t.Fatalf("left %v, want only the two failed conversations", ids)
+	}
+	lines := hs.outcomeLines()
+	if len(lines) != 1 {
+		t.Fatalf("want one outcome line, got %v", lines)
+	}
+	job := lines[0]["job"].(map[string]any)
+	failed := fmt.Sprint(job["FailedConvIds"])
+	if job["Failed"] != float64(2) || job["Deleted"] != float64(38) || !strings.Contains(failed, "p0007") || !strings.Contains(failed, "#g0020") {
+		t.Errorf("job log %v", job)
+	}
+
+	// Redelivered after the faults are gone: finishes the job without redoing what is done.
+	hs.srv.ResetRequests()
+	out, err = hs.invoke(sqsEvent(t, sqsRecord{id: "job-1", body: allBody}), 30*time.Second)
+	if got := decodeSQS(t, out, err); len(got) != 0 {
+		t.Fatalf("redelivery failed: %v", got)
+	}
+	deletes := 0
+	for _, r := range hs.srv.Requests() {
+		if r.Action == "DeleteConv" {
+			deletes++
+		}
+	}
+	if deletes != 2 || len(hs.srv.Conversations(testAppID, "erin")) != 0 {
+		t.Errorf("redelivery sent %d deletions, want 2", deletes)
+	}
+}
+
+func TestDeleteAllDeadlineThenRedeliveryFinishes(t *testing.T) {
+	t.Parallel()
+	// 40 requests/second: 100 conversations need about 2.5 s, the deadline is 1 s.
+	hs := newHarness(t, withRate(40))
+	seedMany(hs, 100)
+	start := time.Now()
+	out, err := hs.invoke(sqsEvent(t, sqsRecord{id: "job-1", body: allBody}), time.Second)
+	if time.Since(start) >= time.Second {
+		t.Errorf("handler returned after the deadline")
+	}
+	if got := decodeSQS(t, out, err); !slices.Equal(got, []string{"job-1"}) {
+		t.Fatalf("an unfinished job must be reported failed, got %v", got)
+	}
+	first := 100 - len(hs.srv.Conversations(testAppID, "erin"))
+	if first == 0 || first == 100 {
+		t.Fatalf("first delivery deleted %d, want some but not all", first)
+	}
+	lines := hs.outcomeLines()
+	if job := lines[0]["job"].(map[string]any); job["Complete"] != false || job["Deleted"] != float64(first) {
+		t.Errorf("job log %v, want Complete false and Deleted %d", job, first)
+	}
+
+	s := directJob(t, hs, 30*time.Second)
+	if !s.Complete || s.Deleted != 100-first || s.Failed != 0 || len(hs.srv.Conversations(testAppID, "erin")) != 0 {
+		t.Fatalf("second run %+v after %d deleted first", s, first)
+	}
+	oks := 0
+	for _, r := range hs.srv.Requests() {
+		if r.Action == "DeleteConv" && r.Code == 0 {
+			oks++
+		}
+	}
+	if oks != 100 {
+		t.Errorf("%d successful deletions in all, want exactly 100 (nothing redone)", oks)
+	}
+}
+
+func TestDeleteAllPartialAnswers(t *testing.T) {
+	t.Parallel()
+	t.Run("direct", func(t *testing.T) {
+		t.Parallel()
+		hs := newHarness(t, withRate(40))
+		seedMany(hs, 100)
+		s := directJob(t, hs, time.Second)
+		if s.Complete || s.Outcome != Timeout || s.Deleted == 0 || s.Deleted == 100 {
+			t.Fatalf("summary %+v, want partial counts with Complete false", s)
+		}
+	})
+	t.Run("http_api", func(t *testing.T) {
+		t.Parallel()
+		hs := newHarness(t, withRate(40))
+		seedMany(hs, 100)
+		out, err := hs.invoke(httpAPIEvent(t, httpEvent{method: "POST", path: "/conversations/delete", body: allBody}), time.Second)
+		a := decodeHTTPAPI(t, out, err)
+		if a.status != http.StatusAccepted || a.body["Complete"] != false || a.body["Deleted"] == float64(0) {
+			t.Fatalf("got %d %v, want 202 with progress", a.status, a.body)
+		}
+		out, err = hs.invoke(httpAPIEvent(t, httpEvent{method: "POST", path: "/conversations/delete", body: allBody}), 30*time.Second)
+		if a := decodeHTTPAPI(t, out, err); a.status != http.StatusOK || a.body["Complete"] != true {
+			t.Fatalf("got %d %v, want 200 complete", a.status, a.body)
+		}
+	})
+}
+
+func TestDeleteAllRespectsZEGOsRateLimit(t *testing.T) {
+	t.Parallel()
+	// The real limit: 20 per second per AppId on the server, the default budget in the client.
+	hs := newHarness(t, withRate(20), withServer(zimtest.WithRateLimit(20, time.Second)))
+	seedMany(hs, 45)
+	// Single deletions from the same instance share the limiter.
+	hs.seed("zed", peer("a"), peer("b"))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for _, c := range []string{"a", "b"} {
+			if _, err := hs.h.Invoke(t.Context(), []byte(body("zed", c, 0))); err != nil {
+				t.Errorf("single deletion: %v", err)
+			}
+		}
+	}()
+	s := directJob(t, hs, 30*time.Second)
+	<-done
+	if !s.Complete || s.Deleted != 45 {
+		t.Fatalf("summary %+v", s)
+	}
+	for _, r := range hs.srv.Requests() {
+		if r.Code == 660300005 {
+			t.Fatalf("ZEGO's rate limit was hit: %v", r)
+		}
+	}
+}

@@ -1,0 +1,58 @@
+// Command deleteconv is the AWS Lambda function (provided.al2023 bootstrap)
+// that deletes ZEGOCLOUD ZIM conversations through ZEGO's DeleteConv API. It
+// serves direct invocations, API Gateway (HTTP API 2.0 and REST 1.0) and SQS;
+// see the README and the function contract for every input and answer.
+package main
+
+import (
+	"context"
+	"log/slog"
+	"os"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"github.com/zim-deleteconv/zim-deleteconv/internal/config"
+	"github.com/zim-deleteconv/zim-deleteconv/internal/secret"
+	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim"
+)
+
+func main() {
+	cfg, cfgErr := config.Load(os.Getenv)
+	level := new(slog.LevelVar)
+	level.Set(cfg.LogLevel)
+	log := slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: level}))
+	// Route the standard log package (and anything using it) through slog, so
+	// every line the function writes is JSON.
+	slog.SetDefault(log)
+	lambda.Start(build(context.Background(), cfg, cfgErr, log))
+}
+
+// build wires the handler. A configuration problem does not stop the
+// process: every invocation then fails with it, naming the variable, instead
+// of the runtime restarting the function in a loop.
+func build(ctx context.Context, cfg config.Config, cfgErr error, log *slog.Logger) *Handler {
+	metrics := NewMetrics(os.Stdout)
+	if cfgErr != nil {
+		log.Error("configuration error", "error", cfgErr.Error())
+		return NewHandler(nil, log, metrics, cfg.CallerClaim, cfgErr)
+	}
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		log.Error("AWS SDK configuration error", "error", err.Error())
+		return NewHandler(nil, log, metrics, cfg.CallerClaim, &config.Error{Variable: "AWS_REGION", Rule: "and the AWS SDK's settings must be valid: " + err.Error()})
+	}
+	cache := secret.NewCache(secretsmanager.NewFromConfig(awsCfg), cfg.SecretID, cfg.SecretTTL, secret.WithLogger(log))
+	client, err := zim.New(0, "",
+		zim.WithCredentials(cache),
+		zim.WithBaseURL(cfg.APIURL),
+		zim.WithRateLimit(cfg.RateLimit),
+		zim.WithLogger(log),
+	)
+	if err != nil {
+		log.Error("ZIM client configuration error", "error", err.Error())
+		return NewHandler(nil, log, metrics, cfg.CallerClaim, &config.Error{Variable: "ZEGO_API_URL", Rule: "is invalid: " + err.Error()})
+	}
+	return NewHandler(client, log, metrics, cfg.CallerClaim, nil)
+}

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim"
+)
+
+// MetricsNamespace is the CloudWatch namespace of the function's metrics.
+const MetricsNamespace = "ZimDeleteConv"
+
+// Metrics writes CloudWatch Embedded Metric Format lines: at the end of each
+// invocation, one line per outcome with the request count and ZEGO's latencies.
+type Metrics struct {
+	mu  sync.Mutex
+	w   io.Writer
+	now func() time.Time
+}
+
+// NewMetrics writes EMF lines to w (standard output in Lambda).
+func NewMetrics(w io.Writer) *Metrics { return &Metrics{w: w, now: time.Now} }
+
+// outcomeCounts gathers one invocation's outcomes; safe for concurrent use.
+type outcomeCounts struct {
+	mu        sync.Mutex
+	count     map[Outcome]int
+	latencyMs map[Outcome][]float64
+}
+
+func (c *outcomeCounts) add(o Outcome, resp *zim.Response) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.count == nil {
+		c.count, c.latencyMs = map[Outcome]int{}, map[Outcome][]float64{}
+	}
+	c.count[o]++
+	if resp != nil && resp.Attempts > 0 {
+		c.latencyMs[o] = append(c.latencyMs[o], ms(resp.Latency))
+	}
+}
+
+type emfMetric struct {
+	Name string `json:"Name"`
+	Unit string `json:"Unit"`
+}
+
+type emfDirective struct {
+	Namespace  string      `json:"Namespace"`
+	Dimensions [][]string  `json:"Dimensions"`
+	Metrics    []emfMetric `json:"Metrics"`
+}
+
+type emfMeta struct {
+	Timestamp         int64          `json:"Timestamp"`
+	CloudWatchMetrics []emfDirective `json:"CloudWatchMetrics"`
+}
+
+type emfLine struct {
+	AWS         emfMeta   `json:"_aws"`
+	Outcome     Outcome   `json:"Outcome"`
+	Requests    int       `json:"Requests"`
+	ZegoLatency []float64 `json:"ZegoLatency,omitempty"`
+}
+
+// Flush writes c's lines, outcomes in name order.
+func (m *Metrics) Flush(c *outcomeCounts) {
+	if m == nil {
+		return
+	}
+	c.mu.Lock()
+	outcomes := make([]Outcome, 0, len(c.count))
+	for o := range c.count {
+		outcomes = append(outcomes, o)
+	}
+	sort.Slice(outcomes, func(i, j int) bool { return outcomes[i] < outcomes[j] })
+	lines := make([][]byte, 0, len(outcomes))
+	ts := m.now().UnixMilli()
+	for _, o := range outcomes {
+		l := emfLine{Outcome: o, Requests: c.count[o], ZegoLatency: c.latencyMs[o]}
+		metrics := []emfMetric{{Name: "Requests", Unit: "Count"}}
+		if len(l.ZegoLatency) > 0 {
+			metrics = append(metrics, emfMetric{Name: "ZegoLatency", Unit: "Milliseconds"})
+		}
+		l.AWS = emfMeta{Timestamp: ts, CloudWatchMetrics: []emfDirective{{
+			Namespace: MetricsNamespace, Dimensions: [][]string{{"Outcome"}}, Metrics: metrics,
+		}}}
+		b, _ := json.Marshal(l) // plain values: cannot fail
+		lines = append(lines, append(b, '\n'))
+	}
+	c.count, c.latencyMs = nil, nil
+	c.mu.Unlock()
+
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, b := range lines {
+		_, _ = m.w.Write(b) // a lost metric line must not fail the invocation
+	}
+}

@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/zim-deleteconv/zim-deleteconv/internal/config"
+	"github.com/zim-deleteconv/zim-deleteconv/internal/secret"
+	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim"
+)
+
+// Outcome is how one request ended, as the contract names it.
+type Outcome string
+
+// The outcomes of the contract's table.
+const (
+	Deleted            Outcome = "deleted"
+	AlreadyDeleted     Outcome = "already_deleted"
+	InvalidRequest     Outcome = "invalid_request"
+	Forbidden          Outcome = "forbidden"
+	Throttled          Outcome = "throttled"
+	UpstreamError      Outcome = "upstream_error"
+	Timeout            Outcome = "timeout"
+	ConfigurationError Outcome = "configuration_error"
+	Unavailable        Outcome = "unavailable"
+	// Skipped is not attempted: an earlier message of the same FIFO group failed.
+	Skipped Outcome = "skipped"
+)
+
+// Success reports whether the outcome counts as done (deletion is idempotent).
+func (o Outcome) Success() bool { return o == Deleted || o == AlreadyDeleted }
+
+// ErrorType is the Lambda errorType (and the API error code) of a failed outcome.
+func (o Outcome) ErrorType() string {
+	switch o {
+	case InvalidRequest:
+		return "InvalidRequest"
+	case Forbidden:
+		return "Forbidden"
+	case Throttled:
+		return "Throttled"
+	case Timeout, Skipped:
+		return "Timeout"
+	case ConfigurationError:
+		return "ConfigurationError"
+	case Unavailable:
+		return "Unavailable"
+	}
+	return "UpstreamError"
+}
+
+// HTTPStatus is the API Gateway status of the outcome.
+func (o Outcome) HTTPStatus() int {
+	switch o {
+	case Deleted, AlreadyDeleted:
+		return http.StatusOK
+	case InvalidRequest:
+		return http.StatusBadRequest
+	case Forbidden:
+		return http.StatusForbidden
+	case Throttled:
+		return http.StatusTooManyRequests
+	case Timeout, Skipped:
+		return http.StatusGatewayTimeout
+	case ConfigurationError:
+		return http.StatusInternalServerError
+	case Unavailable:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusBadGateway
+}
+
+// classify maps an error from the zim client, the secret cache or the
+// configuration to its outcome. ctx is the context the call ran under: a call
+// cut short by its deadline is a timeout whatever error it surfaced as.
+func classify(ctx context.Context, err error) Outcome {
+	var cfgErr *config.Error
+	switch {
+	case err == nil:
+		return Deleted
+	case errors.Is(err, zim.ErrConversationNotFound):
+		return AlreadyDeleted
+	case errors.Is(err, zim.ErrInvalidParameter):
+		return InvalidRequest
+	case errors.As(err, &cfgErr), errors.Is(err, secret.ErrConfiguration),
+		errors.Is(err, zim.ErrConfiguration), errors.Is(err, zim.ErrSignatureInvalid), errors.Is(err, zim.ErrSignatureExpired):
+		return ConfigurationError
+	case errors.Is(err, zim.ErrThrottled), errors.Is(err, zim.ErrRateLimited):
+		return Throttled
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return Timeout
+	case errors.Is(err, secret.ErrUnavailable), errors.Is(err, zim.ErrTransport):
+		if ctx.Err() != nil {
+			return Timeout
+		}
+		return Unavailable
+	}
+	return UpstreamError
+}
+
+// describe is the caller-facing reason for err: the field and rule, or ZEGO's
+// code, message and RequestId. It never holds a secret: none of the errors it
+// formats carries one.
+func describe(err error) string {
+	var ve *zim.ValidationError
+	var ae *zim.APIError
+	var cfgErr *config.Error
+	switch {
+	case errors.As(err, &ve):
+		if ve.Field == "" {
+			return ve.Rule
+		}
+		return ve.Field + " " + ve.Rule
+	case errors.As(err, &ae):
+		return fmt.Sprintf("ZEGO answered code %d (%s), RequestId %q", ae.Code, ae.Message, ae.RequestID)
+	case errors.As(err, &cfgErr):
+		return "configuration error: " + err.Error()
+	}
+	return err.Error()
+}
+
+// errorField is the request field an invalid-request error names, if any.
+func errorField(err error) string {
+	var ve *zim.ValidationError
+	if errors.As(err, &ve) {
+		return ve.Field
+	}
+	return ""
+}

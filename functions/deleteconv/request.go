@@ -1,0 +1,157 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim"
+)
+
+// Request is one unit of work, the same in every trigger. Exactly one form:
+//
+//	{"FromUserId": "<id>", "ConvId": "<id>", "ConvType": 0|2}  delete one conversation
+//	{"FromUserId": "<id>", "AllConversations": true}           delete all of FromUserId's conversations
+//
+// Unknown fields, a missing field, a wrong JSON type, a repeated field, trailing
+// data, or mixing the two forms are invalid.
+type Request struct {
+	FromUserID string
+	// All is the second form: every conversation of FromUserID.
+	All bool
+	// Delete is the first form (FromUserID repeated inside).
+	Delete zim.DeleteConvRequest
+}
+
+const (
+	fieldFromUserID = "FromUserId"
+	fieldConvID     = "ConvId"
+	fieldConvType   = "ConvType"
+	fieldAll        = "AllConversations"
+)
+
+// parseRequest decodes and validates a request object. Its errors are
+// *zim.ValidationError naming the field and the rule.
+func parseRequest(data []byte) (Request, error) {
+	var req Request
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	tok, err := dec.Token()
+	if err != nil {
+		return req, invalid("", "request must be a JSON object: "+jsonProblem(err))
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return req, invalid("", "request must be a JSON object")
+	}
+	fields := map[string]json.RawMessage{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return req, invalid("", "request is not valid JSON: "+jsonProblem(err))
+		}
+		key := tok.(string) // inside an object, the decoder only yields string keys here
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return req, invalid(key, "is not valid JSON: "+jsonProblem(err))
+		}
+		switch key {
+		case fieldFromUserID, fieldConvID, fieldConvType, fieldAll:
+		default:
+			return req, invalid(key, "is not a known field (expected FromUserId, ConvId, ConvType, or FromUserId with AllConversations)")
+		}
+		if _, dup := fields[key]; dup {
+			return req, invalid(key, "must appear only once")
+		}
+		fields[key] = raw
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return req, invalid("", "request is not valid JSON: "+jsonProblem(err))
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return req, invalid("", "request must be a single JSON object with nothing after it")
+	}
+
+	raw, ok := fields[fieldFromUserID]
+	if !ok {
+		return req, invalid(fieldFromUserID, "is required")
+	}
+	if req.FromUserID, err = stringField(fieldFromUserID, raw); err != nil {
+		return req, err
+	}
+	if err := zim.ValidateID(fieldFromUserID, req.FromUserID); err != nil {
+		return req, err
+	}
+
+	if rawAll, ok := fields[fieldAll]; ok {
+		for _, f := range []string{fieldConvID, fieldConvType} {
+			if _, both := fields[f]; both {
+				return req, invalid(f, "must not be combined with AllConversations")
+			}
+		}
+		var all bool
+		if err := json.Unmarshal(rawAll, &all); err != nil || isNull(rawAll) {
+			return req, invalid(fieldAll, "must be the JSON boolean true")
+		}
+		if !all {
+			return req, invalid(fieldAll, "must be true (to delete one conversation, give ConvId and ConvType instead)")
+		}
+		req.All = true
+		return req, nil
+	}
+
+	raw, ok = fields[fieldConvID]
+	if !ok {
+		return req, invalid(fieldConvID, "is required")
+	}
+	convID, err := stringField(fieldConvID, raw)
+	if err != nil {
+		return req, err
+	}
+	raw, ok = fields[fieldConvType]
+	if !ok {
+		return req, invalid(fieldConvType, "is required")
+	}
+	var n json.Number
+	// json.Number also accepts a string holding a number: ConvType must be a bare number.
+	if err := json.Unmarshal(raw, &n); err != nil || isNull(raw) || raw[0] == '"' {
+		return req, invalid(fieldConvType, "must be the integer 0 (one-on-one) or 2 (group)")
+	}
+	ct, err := strconv.Atoi(n.String())
+	if err != nil {
+		return req, invalid(fieldConvType, "must be the integer 0 (one-on-one) or 2 (group)")
+	}
+	req.Delete = zim.DeleteConvRequest{FromUserID: req.FromUserID, ConvID: convID, ConvType: zim.ConvType(ct)}
+	return req, req.Delete.Validate()
+}
+
+func stringField(field string, raw json.RawMessage) (string, error) {
+	// The decoder would replace invalid UTF-8 with U+FFFD; refuse it instead.
+	if !utf8.Valid(raw) {
+		return "", invalid(field, "must be valid UTF-8")
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil || isNull(raw) {
+		return "", invalid(field, "must be a JSON string")
+	}
+	return s, nil
+}
+
+func isNull(raw json.RawMessage) bool { return string(bytes.TrimSpace(raw)) == "null" }
+
+func invalid(field, rule string) error { return &zim.ValidationError{Field: field, Rule: rule} }
+
+// jsonProblem describes a decoding error without echoing the input.
+func jsonProblem(err error) string {
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Sprintf("syntax error at byte %d", se.Offset)
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return "unexpected end of input"
+	}
+	return "malformed JSON"
+}
