@@ -108,9 +108,9 @@ type harnessConfig struct {
 	serverOpts  []zimtest.Option
 }
 
-func withRate(r float64) harnessOpt          { return func(c *harnessConfig) { c.rate = r } }
-func withCallerClaim(c string) harnessOpt    { return func(h *harnessConfig) { h.callerClaim = c } }
-func withSetupErr(err error) harnessOpt      { return func(c *harnessConfig) { c.setupErr = err } }
+func withRate(r float64) harnessOpt       { return func(c *harnessConfig) { c.rate = r } }
+func withCallerClaim(c string) harnessOpt { return func(h *harnessConfig) { h.callerClaim = c } }
+func withSetupErr(err error) harnessOpt   { return func(c *harnessConfig) { c.setupErr = err } }
 func withServer(o ...zimtest.Option) harnessOpt {
 	return func(c *harnessConfig) { c.serverOpts = append(c.serverOpts, o...) }
 }
@@ -154,19 +154,22 @@ func (hs *harness) invoke(payload []byte, timeout time.Duration) ([]byte, error)
 }
 
 // seed gives user the conversations.
-func (hs *harness) seed(user string, convs ...zim.Conversation) { hs.srv.Seed(testAppID, user, convs...) }
+func (hs *harness) seed(user string, convs ...zim.Conversation) {
+	hs.srv.Seed(testAppID, user, convs...)
+}
 
-func peer(id string) zim.Conversation  { return zim.Conversation{ConvID: id, ConvType: zim.ConvTypePeer} }
-func group(id string) zim.Conversation { return zim.Conversation{ConvID: id, ConvType: zim.ConvTypeGroup} }
+func peer(id string) zim.Conversation {
+	return zim.Conversation{ConvID: id, ConvType: zim.ConvTypePeer}
+}
+func group(id string) zim.Conversation {
+	return zim.Conversation{ConvID: id, ConvType: zim.ConvTypeGroup}
+}
 
 // assertNoSecrets scans every log line, metric line and answer for the
 // ServerSecrets and for every signature the ZIM server received.
 func (hs *harness) assertNoSecrets() {
 	hs.t.Helper()
-	var forbidden []string
-	for _, s := range []string{testSecret, rotatedKey} {
-		forbidden = append(forbidden, s)
-	}
+	forbidden := []string{testSecret, rotatedKey}
 	for _, r := range hs.srv.Requests() {
 		if r.Nonce != "" {
 			for _, s := range []string{testSecret, rotatedKey} {

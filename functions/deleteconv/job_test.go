@@ -84,7 +84,7 @@ func TestDeleteAllFailuresDoNotStopTheOthers(t *testing.T) {
 	seedMany(hs, 40)
 	hs.srv.Inject(zimtest.Fault{Action: "DeleteConv", ConvID: "p0007", Code: 660500002})
 	hs.srv.Inject(zimtest.Fault{Action: "DeleteConv", ConvID: "#g0020", Code: 660000001, Times: 3}) // transient, but past the retries
-	hs.srv.Inject(zimtest.Fault{Action: "DeleteConv", ConvID: "p0030", Code: 1})                   // transient, retried: succeeds
+	hs.srv.Inject(zimtest.Fault{Action: "DeleteConv", ConvID: "p0030", Code: 1})                    // transient, retried: succeeds
 	out, err := hs.invoke(sqsEvent(t, sqsRecord{id: "job-1", body: allBody}), 30*time.Second)
 	if got := decodeSQS(t, out, err); !slices.Equal(got, []string{"job-1"}) {
 		t.Fatalf("batchItemFailures = %v, want the job's record", got)
