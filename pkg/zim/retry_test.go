@@ -285,7 +285,7 @@ func TestSignatureInvalidRefreshes(t *testing.T) {
 			if tt.refreshes > 0 && tt.attempts == 2 && tt.src.gets != 1 {
 				t.Errorf("Credentials called %d times; the retry must use what Refresh returned", tt.src.gets)
 			}
-			if err != nil && (regexp.MustCompile(rotated+"|"+testSecret).MatchString(err.Error())) {
+			if err != nil && (regexp.MustCompile(rotated + "|" + testSecret).MatchString(err.Error())) {
 				t.Errorf("error %q contains a secret", err)
 			}
 		})
