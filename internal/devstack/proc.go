@@ -43,6 +43,19 @@ func descendants(table []procEntry, pid int) []procEntry {
 	return out
 }
 
+// Descendants lists the live processes below pid (children, grandchildren…).
+func Descendants(pid int) ([]Process, error) {
+	table, err := processTable()
+	if err != nil {
+		return nil, err
+	}
+	var out []Process
+	for _, e := range descendants(table, pid) {
+		out = append(out, Process{Name: e.Name, PID: e.PID, PGID: e.PGID})
+	}
+	return out, nil
+}
+
 // child is a process the stack started in its own process group, with its
 // stdout and stderr captured line by line into memory and into a log file.
 type child struct {
