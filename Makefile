@@ -17,6 +17,7 @@ LAMBDA_LDFLAGS := -s -w
 LAMBDA_BUILD := CGO_ENABLED=0 $(GO) build -tags $(LAMBDA_TAGS) -trimpath -ldflags='$(LAMBDA_LDFLAGS)'
 
 EVENT ?= events/direct.json
+FUZZTIME ?= 30s
 
 .PHONY: help build build-DeleteConvFunction tools check-python test lint demo invoke bench fuzz deploy clean
 
@@ -62,6 +63,13 @@ invoke: tools check-python ## invoke one event (EVENT=events/sqs.json), print th
 
 bench: tools check-python ## Go benchmarks and the local-stack performance measurements
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+fuzz: ## run every fuzz target for FUZZTIME each (default 30s); seeds also run in make test
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
 
 deploy: ## sam build && sam deploy (needs the SAM CLI and AWS credentials)
 	sam build

@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"os"
 
@@ -26,14 +27,16 @@ func main() {
 	// Route the standard log package (and anything using it) through slog, so
 	// every line the function writes is JSON.
 	slog.SetDefault(log)
-	lambda.Start(build(context.Background(), cfg, cfgErr, log))
+	lambda.Start(build(context.Background(), cfg, cfgErr, log, os.Stdout))
 }
 
 // build wires the handler. A configuration problem does not stop the
 // process: every invocation then fails with it, naming the variable, instead
 // of the runtime restarting the function in a loop.
-func build(ctx context.Context, cfg config.Config, cfgErr error, log *slog.Logger) *Handler {
-	metrics := NewMetrics(os.Stdout)
+//
+// Metric lines go to stdout, beside the logs, where CloudWatch extracts them.
+func build(ctx context.Context, cfg config.Config, cfgErr error, log *slog.Logger, stdout io.Writer) *Handler {
+	metrics := NewMetrics(stdout)
 	if cfgErr != nil {
 		log.Error("configuration error", "error", cfgErr.Error())
 		return NewHandler(nil, log, metrics, cfg.CallerClaim, cfgErr)
