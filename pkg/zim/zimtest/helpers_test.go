@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim"
 	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim/zimtest"
 )
 
@@ -155,3 +156,6 @@ func newServer(t *testing.T, opts ...zimtest.Option) *zimtest.Server {
 	t.Cleanup(s.Close)
 	return s
 }
+
+// testConv is a one-on-one conversation with id.
+func testConv(id string) zim.Conversation { return zim.Conversation{ConvID: id} }
