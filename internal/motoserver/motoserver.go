@@ -35,10 +35,12 @@ const (
 	SecretAccessKey = "testing"
 )
 
-// Defaults for the options.
+// Defaults for the options. The grace is short because moto keeps nothing
+// worth flushing, and on SIGTERM it waits for every open keep-alive
+// connection to close, which an SDK client in the same process may never do.
 const (
 	DefaultReadyTimeout = 20 * time.Second
-	DefaultStopGrace    = 5 * time.Second
+	DefaultStopGrace    = time.Second
 )
 
 // ErrNotFound is returned by Start when moto_server (or the executable named

@@ -439,3 +439,20 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	defer l.mu.Unlock()
 	return l.w.Write(p)
 }
+
+func BenchmarkCredentialsCached(b *testing.B) {
+	c := secret.NewCache(newFake(secretJSON(credsA)), testSecretID, time.Hour)
+	ctx := b.Context()
+	if _, err := c.Credentials(ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := c.Credentials(ctx); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}

@@ -84,7 +84,7 @@ func classify(secretID string, err error) *Error {
 		return e
 	}
 	var resp *smithyhttp.ResponseError
-	if errors.As(err, &resp) {
+	if errors.As(err, &resp) && resp.HTTPStatusCode() != 0 {
 		switch status := resp.HTTPStatusCode(); status {
 		case http.StatusUnauthorized, http.StatusForbidden:
 			e.Class, e.Reason = ErrConfiguration, fmt.Sprintf("access denied (HTTP %d): check the function role's secretsmanager:GetSecretValue permission on %s", status, secretID)
