@@ -45,9 +45,12 @@
 //   - ErrTransport: no answer (refused, reset, dropped, or the HTTP client's own
 //     timeout for one attempt); the *url.Error is reachable with errors.As.
 //   - ErrThrottled: the client's rate limiter had no slot before the context's
-//     deadline, so nothing was sent.
+//     deadline, so nothing was sent. (On a retry the last error is returned
+//     instead: it says more.)
 //   - context.DeadlineExceeded or context.Canceled: the caller's context ended
-//     while a request was in flight. Only the caller's context produces these.
+//     before an answer came, during a request or a cancelled wait. Only the
+//     caller's context produces these; a wait the deadline would cut short is
+//     not started (see Rate limiting and Retries).
 //   - Errors of a CredentialsSource, wrapped; malformed credentials from it match
 //     ErrConfiguration.
 //
@@ -57,9 +60,10 @@
 //
 // # Rate limiting
 //
-// ZEGO allows 20 requests per second per AppId and per API, counted over a
-// one-second window. Each Client has one token-bucket limiter (burst 1) that
-// every method and every attempt, retries included, waits on before sending.
+// ZEGO allows DeleteConv 20 requests per second per AppId, across every caller,
+// counted over a one-second window. Each Client has one token-bucket limiter
+// (burst 1) that every method and every attempt, retries included, waits on
+// before sending.
 // Requests are spaced at 97% of the configured rate (WithRateLimit, default 20):
 // at exactly 20 per second, 50ms apart, a little network jitter can put a 21st
 // arrival inside ZEGO's one-second window, and the 3% margin (about 51.5ms apart
