@@ -3,9 +3,11 @@ package secret_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -52,6 +54,14 @@ func motoClient(t *testing.T, srv *motoserver.Server) *secretsmanager.Client {
 	return secretsmanager.NewFromConfig(cfg, func(o *secretsmanager.Options) { o.RetryMaxAttempts = 1 })
 }
 
+var nameSeq atomic.Int64
+
+// secretName makes base unique on the shared server, so that -count=N runs
+// do not collide.
+func secretName(base string) string {
+	return fmt.Sprintf("%s-%d", base, nameSeq.Add(1))
+}
+
 func createSecret(t *testing.T, sm *secretsmanager.Client, name, value string) string {
 	t.Helper()
 	out, err := sm.CreateSecret(t.Context(), &secretsmanager.CreateSecretInput{Name: aws.String(name), SecretString: aws.String(value)})
@@ -64,10 +74,11 @@ func createSecret(t *testing.T, sm *secretsmanager.Client, name, value string) s
 func TestMotoFetchAndCache(t *testing.T) {
 	t.Parallel()
 	sm := sharedMoto(t)
-	arn := createSecret(t, sm, "moto/fetch-and-cache", `{"AppId": "1234567890", "ServerSecret": "`+secretA+`", "description": "prod"}`)
+	name := secretName("moto/fetch-and-cache")
+	arn := createSecret(t, sm, name, `{"AppId": "1234567890", "ServerSecret": "`+secretA+`", "description": "prod"}`)
 
 	// By name and by ARN, as ZEGO_SECRET_ID allows both.
-	for _, id := range []string{"moto/fetch-and-cache", arn} {
+	for _, id := range []string{name, arn} {
 		c := secret.NewCache(sm, id, time.Minute)
 		for i := range 5 {
 			got, err := c.Credentials(t.Context())
@@ -84,7 +95,7 @@ func TestMotoFetchAndCache(t *testing.T) {
 func TestMotoRotation(t *testing.T) {
 	t.Parallel()
 	sm := sharedMoto(t)
-	const name = "moto/rotation"
+	name := secretName("moto/rotation")
 	createSecret(t, sm, name, secretJSON(credsA))
 	c := secret.NewCache(sm, name, time.Hour, secret.WithMinRefreshInterval(time.Nanosecond))
 	if got, err := c.Credentials(t.Context()); err != nil || got != credsA {
@@ -113,14 +124,22 @@ func TestMotoRotation(t *testing.T) {
 func TestMotoConfigurationErrors(t *testing.T) {
 	t.Parallel()
 	sm := sharedMoto(t)
-	createSecret(t, sm, "moto/malformed-json", `{"AppId": 1234567890, "ServerSecret": "`+secretA+`"`)
-	createSecret(t, sm, "moto/missing-field", `{"AppId": 1234567890, "serverSecret": "`+secretA+`"}`)
-	createSecret(t, sm, "moto/bad-appid", `{"AppId": "app-1", "ServerSecret": "`+secretA+`"}`)
-	if _, err := sm.CreateSecret(t.Context(), &secretsmanager.CreateSecretInput{Name: aws.String("moto/binary"), SecretBinary: []byte(secretJSON(credsA))}); err != nil {
+	var (
+		missing   = secretName("moto/does-not-exist")
+		deleted   = secretName("moto/deleted")
+		malformed = secretName("moto/malformed-json")
+		noField   = secretName("moto/missing-field")
+		badAppID  = secretName("moto/bad-appid")
+		binary    = secretName("moto/binary")
+	)
+	createSecret(t, sm, malformed, `{"AppId": 1234567890, "ServerSecret": "`+secretA+`"`)
+	createSecret(t, sm, noField, `{"AppId": 1234567890, "serverSecret": "`+secretA+`"}`)
+	createSecret(t, sm, badAppID, `{"AppId": "app-1", "ServerSecret": "`+secretA+`"}`)
+	if _, err := sm.CreateSecret(t.Context(), &secretsmanager.CreateSecretInput{Name: aws.String(binary), SecretBinary: []byte(secretJSON(credsA))}); err != nil {
 		t.Fatal(err)
 	}
-	createSecret(t, sm, "moto/deleted", secretJSON(credsA))
-	if _, err := sm.DeleteSecret(t.Context(), &secretsmanager.DeleteSecretInput{SecretId: aws.String("moto/deleted"), RecoveryWindowInDays: aws.Int64(7)}); err != nil {
+	createSecret(t, sm, deleted, secretJSON(credsA))
+	if _, err := sm.DeleteSecret(t.Context(), &secretsmanager.DeleteSecretInput{SecretId: aws.String(deleted), RecoveryWindowInDays: aws.Int64(7)}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -129,12 +148,12 @@ func TestMotoConfigurationErrors(t *testing.T) {
 		wantCode  string // AWS error code, or "" for a value error
 		wantField string
 	}{
-		{id: "moto/does-not-exist", wantCode: "ResourceNotFoundException"},
-		{id: "moto/deleted", wantCode: "InvalidRequestException"},
-		{id: "moto/malformed-json", wantField: "SecretString"},
-		{id: "moto/missing-field", wantField: "ServerSecret"},
-		{id: "moto/bad-appid", wantField: "AppId"},
-		{id: "moto/binary", wantField: "SecretString"},
+		{id: missing, wantCode: "ResourceNotFoundException"},
+		{id: deleted, wantCode: "InvalidRequestException"},
+		{id: malformed, wantField: "SecretString"},
+		{id: noField, wantField: "ServerSecret"},
+		{id: badAppID, wantField: "AppId"},
+		{id: binary, wantField: "SecretString"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.id, func(t *testing.T) {
