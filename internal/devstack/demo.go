@@ -1,0 +1,502 @@
+package devstack
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim/zimtest"
+)
+
+// Result is what the demo makes of one sample's invocation.
+type Result struct {
+	Sample Sample
+	Invoke InvokeResult
+	// Err is set when the invocation did not complete.
+	Err error
+	// OK reports whether the outcome is the one the sample should have: a
+	// valid request succeeds, an invalid one fails as an invalid request, and
+	// an SQS batch reports exactly its invalid records as failed.
+	OK bool
+	// Want describes the expected outcome when OK is false.
+	Want string
+	// Outcome is the function's outcome (e.g. "deleted", "InvalidRequest"),
+	// or for SQS a count of records.
+	Outcome string
+	// Status is the API Gateway status code (0 for other triggers).
+	Status        int
+	ZegoCode      *int
+	ZegoRequestID string
+	// Detail is the error message of a failed outcome.
+	Detail string
+	// Records are the SQS batch's records, in the event's order.
+	Records []RecordResult
+}
+
+// RecordResult is one SQS record of a batch.
+type RecordResult struct {
+	MessageID string
+	// Failed: the record is in batchItemFailures.
+	Failed bool
+	// WantFailed: the record's body breaks the request rules (CheckRequest).
+	WantFailed bool
+	// Outcome, ZegoCode, ZegoRequestID and Reason come from the function's
+	// log line for this message id (Reason falls back to CheckRequest's).
+	Outcome       string
+	ZegoCode      *int
+	ZegoRequestID string
+	Reason        string
+}
+
+// OK reports whether the record ended as expected.
+func (r RecordResult) OK() bool { return r.Failed == r.WantFailed }
+
+// successBody is the contract's success answer (direct, and API Gateway's body).
+type successBody struct {
+	Code      *int   `json:"Code"`
+	Message   string `json:"Message"`
+	RequestID string `json:"RequestId"`
+	Outcome   string `json:"Outcome"`
+	Error     *struct {
+		Code      string `json:"code"`
+		Message   string `json:"message"`
+		Field     string `json:"field"`
+		ZegoCode  *int   `json:"zegoCode"`
+		RequestID string `json:"requestId"`
+	} `json:"error"`
+}
+
+func succeeded(outcome string) bool { return outcome == "deleted" || outcome == "already_deleted" }
+
+// Evaluate compares one invocation's answer with what the sample should get.
+func Evaluate(s Sample, inv InvokeResult, err error) Result {
+	r := Result{Sample: s, Invoke: inv, Err: err}
+	if err != nil {
+		r.Outcome, r.Detail, r.Want = "invocation failed", err.Error(), "an answer"
+		return r
+	}
+	switch s.Trigger {
+	case TriggerDirect:
+		evalDirect(&r)
+	case TriggerHTTPAPI, TriggerREST:
+		evalAPI(&r)
+	case TriggerSQS:
+		evalSQS(&r)
+	default:
+		r.Want = "a function error (no known event shape)"
+		r.OK = inv.FunctionError
+		r.Outcome, r.Detail = inv.ErrorType, inv.ErrorMessage
+	}
+	return r
+}
+
+func evalDirect(r *Result) {
+	inv := r.Invoke
+	want := CheckRequest(r.Sample.Event)
+	if want == nil {
+		r.Want = "deleted or already_deleted"
+	} else {
+		r.Want = "InvalidRequest (" + want.Error() + ")"
+	}
+	if inv.FunctionError {
+		r.Outcome, r.Detail = inv.ErrorType, inv.ErrorMessage
+		r.OK = want != nil && inv.ErrorType == "InvalidRequest"
+		r.fromLog()
+		return
+	}
+	var b successBody
+	if json.Unmarshal(inv.Body, &b) != nil {
+		r.Outcome, r.Detail = "unexpected answer", snippet(inv.Body)
+		return
+	}
+	r.Outcome, r.ZegoCode, r.ZegoRequestID = b.Outcome, b.Code, b.RequestID
+	r.OK = want == nil && succeeded(b.Outcome)
+}
+
+func evalAPI(r *Result) {
+	inv := r.Invoke
+	req := parseAPIRequest(r.Sample.Trigger, r.Sample.Event)
+	var want error
+	switch {
+	case !strings.HasSuffix(req.path, RoutePath):
+		want = fmt.Errorf("path %q is not the route", req.path)
+	case req.method != http.MethodPost:
+		want = fmt.Errorf("method %s is not POST", req.method)
+	case req.bodyErr != nil:
+		want = fmt.Errorf("body: %v", req.bodyErr)
+	case len(req.body) > 16<<10:
+		want = fmt.Errorf("body over 16 KiB")
+	default:
+		want = CheckRequest(req.body)
+	}
+	if want == nil {
+		r.Want = "200 deleted or already_deleted"
+	} else {
+		r.Want = "a 4xx status (" + want.Error() + ")"
+	}
+	if inv.FunctionError {
+		r.Outcome, r.Detail = inv.ErrorType, inv.ErrorMessage
+		return
+	}
+	var resp struct {
+		StatusCode int    `json:"statusCode"`
+		Body       string `json:"body"`
+	}
+	if json.Unmarshal(inv.Body, &resp) != nil || resp.StatusCode == 0 {
+		r.Outcome, r.Detail = "unexpected answer", snippet(inv.Body)
+		return
+	}
+	r.Status = resp.StatusCode
+	var b successBody
+	_ = json.Unmarshal([]byte(resp.Body), &b)
+	if b.Error != nil {
+		r.Outcome, r.Detail, r.ZegoCode, r.ZegoRequestID = b.Error.Code, b.Error.Message, b.Error.ZegoCode, b.Error.RequestID
+	} else {
+		r.Outcome, r.ZegoCode, r.ZegoRequestID = b.Outcome, b.Code, b.RequestID
+	}
+	if want == nil {
+		r.OK = resp.StatusCode == http.StatusOK && succeeded(b.Outcome)
+	} else {
+		r.OK = resp.StatusCode/100 == 4
+	}
+	if r.ZegoCode == nil {
+		r.fromLog()
+	}
+}
+
+func evalSQS(r *Result) {
+	inv := r.Invoke
+	records := parseSQSRecords(r.Sample.Event)
+	var wantFailed []string
+	for _, rec := range records {
+		if CheckRequest([]byte(rec.Body)) != nil {
+			wantFailed = append(wantFailed, rec.MessageID)
+		}
+	}
+	r.Want = fmt.Sprintf("batchItemFailures %v (the invalid records)", wantFailed)
+	if inv.FunctionError {
+		r.Outcome, r.Detail = inv.ErrorType, inv.ErrorMessage
+		return
+	}
+	var resp struct {
+		BatchItemFailures *[]struct {
+			ItemIdentifier string `json:"itemIdentifier"`
+		} `json:"batchItemFailures"`
+	}
+	if json.Unmarshal(inv.Body, &resp) != nil || resp.BatchItemFailures == nil {
+		r.Outcome, r.Detail = "unexpected answer", snippet(inv.Body)
+		return
+	}
+	var failed []string
+	for _, f := range *resp.BatchItemFailures {
+		failed = append(failed, f.ItemIdentifier)
+	}
+	r.OK = true
+	for _, id := range failed {
+		if !slices.ContainsFunc(records, func(rec sqsRecord) bool { return rec.MessageID == id }) {
+			r.OK = false
+			r.Detail = fmt.Sprintf("batchItemFailures names %q, which is not a record of the batch", id)
+		}
+	}
+	for _, rec := range records {
+		rr := RecordResult{MessageID: rec.MessageID, Failed: slices.Contains(failed, rec.MessageID)}
+		if err := CheckRequest([]byte(rec.Body)); err != nil {
+			rr.WantFailed, rr.Reason = true, err.Error()
+		}
+		if l := findLog(inv.Logs, "messageId", rec.MessageID); l != nil {
+			rr.Outcome, rr.ZegoCode, rr.ZegoRequestID = l.String("outcome"), logCode(l), l.String("zegoRequestId")
+			if e := l.String("error"); e != "" {
+				rr.Reason = e
+			}
+		}
+		if rr.Outcome == "" {
+			rr.Outcome = "succeeded"
+			if rr.Failed {
+				rr.Outcome = "failed"
+			}
+		}
+		r.OK = r.OK && rr.OK()
+		r.Records = append(r.Records, rr)
+	}
+	r.Outcome = fmt.Sprintf("%d succeeded, %d failed", len(records)-len(failed), len(failed))
+}
+
+// fromLog fills what the answer did not say from the function's outcome line.
+func (r *Result) fromLog() {
+	l := findLog(r.Invoke.Logs, "", "")
+	if l == nil {
+		return
+	}
+	if r.ZegoCode == nil {
+		r.ZegoCode = logCode(l)
+	}
+	if r.ZegoRequestID == "" {
+		r.ZegoRequestID = l.String("zegoRequestId")
+	}
+}
+
+// findLog returns the function's outcome line whose key has value (any
+// outcome line when key is "").
+func findLog(logs []LogRecord, key, value string) LogRecord {
+	for _, l := range logs {
+		if _, ok := l["outcome"]; ok && (key == "" || l.String(key) == value) {
+			return l
+		}
+	}
+	return nil
+}
+
+func logCode(l LogRecord) *int {
+	if n, ok := l.Number("zegoCode"); ok {
+		c := int(n)
+		return &c
+	}
+	return nil
+}
+
+// DemoInfo is what the report says about the stack.
+type DemoInfo struct {
+	ZIMURL, EmulatorURL, LogDir string
+}
+
+// RunDemo invokes each sample in turn, then writes the report to w with what
+// the local ZIM server saw. ok reports whether every sample behaved as
+// expected; err is for a demo that could not run to the end.
+func RunDemo(ctx context.Context, s *Stack, samples []Sample, w io.Writer, tty bool) (ok bool, err error) {
+	admin := zimtest.NewAdminClient(s.ZIMURL())
+	if err := admin.ResetRequests(ctx); err != nil {
+		return false, err
+	}
+	var results []Result
+	for _, sample := range samples {
+		inv, err := s.Invoke(ctx, sample.Event)
+		if ctx.Err() != nil {
+			return false, ctx.Err()
+		}
+		results = append(results, Evaluate(sample, inv, err))
+	}
+	reqs, err := admin.Requests(ctx)
+	if err != nil {
+		return false, err
+	}
+	info := DemoInfo{ZIMURL: s.ZIMURL(), EmulatorURL: s.Function().URL, LogDir: s.LogDir()}
+	if err := WriteReport(w, info, results, reqs, tty); err != nil {
+		return false, err
+	}
+	ok = true
+	for _, r := range results {
+		ok = ok && r.OK
+	}
+	return ok, nil
+}
+
+// WriteReport writes the demo's report. With tty it aligns columns and
+// colours the verdicts; otherwise it writes plain lines, one per fact.
+func WriteReport(w io.Writer, info DemoInfo, results []Result, reqs []zimtest.Request, tty bool) error {
+	p := &printer{w: w, tty: tty}
+	p.linef("Local stack: ZIM server %s, function under aws-lambda-rie %s (logs in %s)", info.ZIMURL, info.EmulatorURL, info.LogDir)
+	p.linef("")
+	if tty {
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "  EVENT\tTRIGGER\tOUTCOME\tSTATUS\tZEGO CODE\tZEGO REQUEST ID\tLATENCY\tDETAIL")
+		for _, r := range results {
+			fmt.Fprintf(tw, "%s %s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.mark(r.OK), r.Sample.Path, r.Sample.Trigger, r.Outcome,
+				orDash(statusText(r.Status)), orDash(codeText(r.ZegoCode)), orDash(r.ZegoRequestID), latencyText(r.Invoke), p.detail(r))
+			for _, rec := range r.Records {
+				fmt.Fprintf(tw, "  %s %s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.mark(rec.OK()), "└ "+shortID(rec.MessageID), "record", recordOutcome(rec),
+					"-", orDash(codeText(rec.ZegoCode)), orDash(rec.ZegoRequestID), "", recordDetail(rec))
+			}
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	} else {
+		for _, r := range results {
+			line := fmt.Sprintf("%s %s (%s): %s", p.mark(r.OK), r.Sample.Path, r.Sample.Trigger, r.Outcome)
+			if r.Status != 0 {
+				line += ", HTTP " + statusText(r.Status)
+			}
+			if r.ZegoCode != nil {
+				line += ", ZEGO Code " + codeText(r.ZegoCode)
+			}
+			if r.ZegoRequestID != "" {
+				line += ", RequestId " + r.ZegoRequestID
+			}
+			line += ", " + latencyText(r.Invoke)
+			if d := p.detail(r); d != "" {
+				line += "; " + d
+			}
+			p.linef("%s", line)
+			for _, rec := range r.Records {
+				line := fmt.Sprintf("%s   record %s: %s", p.mark(rec.OK()), rec.MessageID, recordOutcome(rec))
+				if rec.ZegoCode != nil {
+					line += ", ZEGO Code " + codeText(rec.ZegoCode)
+				}
+				if rec.ZegoRequestID != "" {
+					line += ", RequestId " + rec.ZegoRequestID
+				}
+				if d := recordDetail(rec); d != "" {
+					line += "; " + d
+				}
+				p.linef("%s", line)
+			}
+		}
+	}
+
+	p.linef("")
+	p.linef("The local ZIM server saw %d request(s):", len(reqs))
+	if tty && len(reqs) > 0 {
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "  ACTION\tFROM USER\tCONV\tTYPE\tHTTP\tCODE\tREQUEST ID\tFAULT")
+		for _, q := range reqs {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\n", q.Action, q.FromUserID, q.ConvID, q.ConvType, q.HTTPStatus, q.Code, orDash(q.RequestID), q.Fault)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	} else {
+		for _, q := range reqs {
+			line := fmt.Sprintf("  %s FromUserId=%s ConvId=%s ConvType=%d: HTTP %d, Code %d", q.Action, q.FromUserID, q.ConvID, q.ConvType, q.HTTPStatus, q.Code)
+			if q.RequestID != "" {
+				line += ", RequestId " + q.RequestID
+			}
+			if q.Fault != "" {
+				line += ", fault " + q.Fault
+			}
+			p.linef("%s", line)
+		}
+	}
+
+	p.linef("")
+	var bad []string
+	for _, r := range results {
+		if !r.OK {
+			bad = append(bad, r.Sample.Path)
+		}
+	}
+	if len(bad) == 0 {
+		p.linef("%s", p.colour(green, fmt.Sprintf("All %d samples behaved as expected.", len(results))))
+	} else {
+		p.linef("%s", p.colour(red, fmt.Sprintf("%d of %d samples did not behave as expected: %s", len(bad), len(results), strings.Join(bad, ", "))))
+	}
+	return p.err
+}
+
+const (
+	green = "\x1b[32m"
+	red   = "\x1b[31m"
+	reset = "\x1b[0m"
+)
+
+type printer struct {
+	w   io.Writer
+	tty bool
+	err error
+}
+
+func (p *printer) linef(format string, args ...any) {
+	if p.err == nil {
+		_, p.err = fmt.Fprintf(p.w, format+"\n", args...)
+	}
+}
+
+func (p *printer) colour(c, s string) string {
+	if !p.tty {
+		return s
+	}
+	return c + s + reset
+}
+
+// mark is the verdict: the same width with or without colour, so columns align.
+func (p *printer) mark(ok bool) string {
+	switch {
+	case p.tty && ok:
+		return green + "✓" + reset
+	case p.tty:
+		return red + "✗" + reset
+	case ok:
+		return "ok  "
+	default:
+		return "FAIL"
+	}
+}
+
+func (p *printer) detail(r Result) string {
+	d := r.Detail
+	if !r.OK {
+		if d != "" {
+			d += "; "
+		}
+		d += "expected " + r.Want
+	}
+	return d
+}
+
+func recordOutcome(rec RecordResult) string {
+	if rec.Failed {
+		return "in batchItemFailures: " + rec.Outcome
+	}
+	return rec.Outcome
+}
+
+func recordDetail(rec RecordResult) string {
+	d := ""
+	if rec.Failed || rec.WantFailed {
+		d = rec.Reason
+	}
+	switch {
+	case rec.Failed && rec.WantFailed:
+		d += " (expected: the record is invalid)"
+	case rec.Failed:
+		d += " (expected success)"
+	case rec.WantFailed:
+		d += " (expected in batchItemFailures)"
+	}
+	return strings.TrimSpace(d)
+}
+
+func shortID(id string) string {
+	if len(id) > 13 {
+		return id[:8] + "…"
+	}
+	return id
+}
+
+func statusText(s int) string {
+	if s == 0 {
+		return ""
+	}
+	return strconv.Itoa(s)
+}
+
+func codeText(c *int) string {
+	if c == nil {
+		return ""
+	}
+	return strconv.Itoa(*c)
+}
+
+func latencyText(inv InvokeResult) string {
+	s := inv.Latency.Round(100 * time.Microsecond).String()
+	if inv.Latency >= 10*time.Millisecond {
+		s = inv.Latency.Round(time.Millisecond).String()
+	}
+	if inv.ColdStart {
+		s += " (cold start)"
+	}
+	return s
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
