@@ -185,7 +185,7 @@ func TestNewRefuses(t *testing.T) {
 			t.Parallel()
 			c, err := New(tt.appID, tt.secret, tt.opts...)
 			if err == nil {
-				t.Fatalf("New = %v, nil; want an error", c)
+				t.Fatalf("New = %s, nil; want an error", c)
 			}
 			if strings.Contains(err.Error(), badSecret) {
 				t.Errorf("error %q contains the secret", err)
