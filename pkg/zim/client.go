@@ -364,7 +364,7 @@ func (c *Client) do(ctx context.Context, action string, body []byte) (*Response,
 			}
 			fresh, rerr := c.creds.Refresh(ctx, creds)
 			if rerr != nil {
-				return finish(nil, fmt.Errorf("zim: %s: refreshing credentials after an invalid signature: %w", action, rerr))
+				return finish(nil, fmt.Errorf("zim: %s: refreshing credentials after %v: %w", action, err, rerr))
 			}
 			if fresh == creds {
 				// Nothing new to sign with (static credentials): retrying cannot help.

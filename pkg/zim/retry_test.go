@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -236,19 +237,21 @@ func TestSignatureInvalidRefreshes(t *testing.T) {
 	tests := []struct {
 		name      string
 		src       *rotatingSource
+		max       int // RetryPolicy.MaxAttempts; noWait's when 0
 		attempts  int // requests ZEGO saw
 		refreshes int
 		wantErr   error // nil for success
 		notErr    error
 	}{
-		{"rotation picked up", &rotatingSource{current: old, fresh: []Credentials{good}}, 2, 1, nil, nil},
-		{"still wrong after refresh", &rotatingSource{current: old, fresh: []Credentials{wrong, good}}, 2, 1, ErrSignatureInvalid, nil},
-		{"refresh has nothing newer", &rotatingSource{current: old}, 1, 1, ErrSignatureInvalid, nil},
-		{"refresh fails", &rotatingSource{current: old, refreshErr: errVault}, 1, 1, errVault, nil},
-		{"refresh returns malformed", &rotatingSource{current: old, fresh: []Credentials{{AppID: testAppID, ServerSecret: "nope"}}}, 1, 1, ErrConfiguration, ErrInvalidParameter},
-		{"credentials fail", &rotatingSource{current: old, credErr: errVault}, 0, 0, errVault, nil},
-		{"credentials malformed", &rotatingSource{current: Credentials{}}, 0, 0, ErrConfiguration, ErrInvalidParameter},
-		{"current already valid", &rotatingSource{current: good}, 1, 0, nil, nil},
+		{"rotation picked up", &rotatingSource{current: old, fresh: []Credentials{good}}, 0, 2, 1, nil, nil},
+		{"still wrong after refresh", &rotatingSource{current: old, fresh: []Credentials{wrong, good}}, 0, 2, 1, ErrSignatureInvalid, nil},
+		{"refresh has nothing newer", &rotatingSource{current: old}, 0, 1, 1, ErrSignatureInvalid, nil},
+		{"refresh fails", &rotatingSource{current: old, refreshErr: errVault}, 0, 1, 1, errVault, nil},
+		{"refresh returns malformed", &rotatingSource{current: old, fresh: []Credentials{{AppID: testAppID, ServerSecret: "nope"}}}, 0, 1, 1, ErrConfiguration, ErrInvalidParameter},
+		{"no attempt left to refresh for", &rotatingSource{current: old, fresh: []Credentials{good}}, 1, 1, 0, ErrSignatureInvalid, nil},
+		{"credentials fail", &rotatingSource{current: old, credErr: errVault}, 0, 0, 0, errVault, nil},
+		{"credentials malformed", &rotatingSource{current: Credentials{}}, 0, 0, 0, ErrConfiguration, ErrInvalidParameter},
+		{"current already valid", &rotatingSource{current: good}, 0, 1, 0, nil, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -262,7 +265,11 @@ func TestSignatureInvalidRefreshes(t *testing.T) {
 				}
 				return code(0)
 			}
-			c, err := New(0, "", WithCredentials(tt.src), WithBaseURL(serve(t, fake)), WithRetry(noWait))
+			policy := noWait
+			if tt.max != 0 {
+				policy.MaxAttempts = tt.max
+			}
+			c, err := New(0, "", WithCredentials(tt.src), WithBaseURL(serve(t, fake)), WithRetry(policy), WithRateLimit(math.Inf(1)))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -461,22 +468,42 @@ func TestDeadlines(t *testing.T) {
 	}
 }
 
-func TestCancelDuringBackoff(t *testing.T) {
+// TestCancel: a cancelled context ends a wait at once, with context.Canceled.
+func TestCancel(t *testing.T) {
 	t.Parallel()
-	synctest.Test(t, func(t *testing.T) {
-		fake := newFake(code(660300005))
-		c := memClient(t, fake)
-		ctx, cancel := context.WithCancel(t.Context())
-		time.AfterFunc(300*time.Millisecond, cancel)
-		start := time.Now()
-		resp, err := c.DeleteConversation(ctx, testReq)
-		if !errors.Is(err, context.Canceled) {
-			t.Errorf("err = %v, want context.Canceled", err)
-		}
-		if time.Since(start) != 300*time.Millisecond || resp == nil || resp.Attempts != 1 {
-			t.Errorf("returned after %v with %+v; want at the cancel, after 1 attempt", time.Since(start), resp)
-		}
-	})
+	tests := []struct {
+		name     string
+		opts     []Option
+		warmup   bool // use up the limiter's token first
+		attempts int
+	}{
+		{name: "during a backoff", attempts: 1},
+		{name: "during a limiter wait", opts: []Option{WithRateLimit(1)}, warmup: true, attempts: 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			synctest.Test(t, func(t *testing.T) {
+				fake := newFake(code(660300005))
+				c := memClient(t, fake, tt.opts...)
+				if tt.warmup {
+					c.DeleteConversation(t.Context(), testReq)
+				}
+				warm := len(fake.requests())
+				ctx, cancel := context.WithCancel(t.Context())
+				time.AfterFunc(300*time.Millisecond, cancel)
+				start := time.Now()
+				resp, err := c.DeleteConversation(ctx, testReq)
+				if !errors.Is(err, context.Canceled) {
+					t.Errorf("err = %v, want context.Canceled", err)
+				}
+				n := len(fake.requests()) - warm
+				if time.Since(start) != 300*time.Millisecond || n != tt.attempts || (n == 0) != (resp == nil) {
+					t.Errorf("returned after %v with %+v and %d requests; want at the cancel, after %d", time.Since(start), resp, n, tt.attempts)
+				}
+			})
+		})
+	}
 }
 
 // TestAttemptTimeout: the HTTP client's own timeout is a transport failure, retried,
