@@ -116,3 +116,42 @@ func TestJWTModeOffIgnoresClaims(t *testing.T) {
 		t.Fatalf("IAM mode: got %d %v", a.status, a.body)
 	}
 }
+
+// FuzzAPIGatewayBody feeds arbitrary bodies, plain and base64, through both
+// payload formats: every one gets a JSON answer with a contract status, never a
+// panic or a function error.
+func FuzzAPIGatewayBody(f *testing.F) {
+	for _, s := range []string{
+		`{"FromUserId":"alice","ConvId":"bob","ConvType":0}`,
+		`{"FromUserId":"alice","AllConversations":true}`,
+		`{"FromUserId":"a","ConvId":"b","ConvType":0}{}`, `{`, ``, `null`, "\xff\xfe",
+	} {
+		f.Add(s, false)
+		f.Add(b64(s), true)
+	}
+	f.Add("%%%", true)
+	f.Fuzz(func(t *testing.T, body string, isB64 bool) {
+		h := &Handler{log: discardLogger(), jobWorkers: 1, sqsWorkers: 1, setupErr: errFuzzNoNetwork}
+		for _, trig := range []string{"http_api", "rest_api"} {
+			e := httpEvent{method: "POST", path: "/conversations/delete", body: body, b64: isB64}
+			var payload []byte
+			if trig == "http_api" {
+				payload = httpAPIEvent(t, e)
+			} else {
+				payload = restEvent(t, e)
+			}
+			out, err := h.Invoke(t.Context(), payload)
+			var a apiAnswer
+			if trig == "http_api" {
+				a = decodeHTTPAPI(t, out, err)
+			} else {
+				a = decodeREST(t, out, err)
+			}
+			switch a.status {
+			case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusInternalServerError:
+			default:
+				t.Fatalf("%s: status %d for body %q", trig, a.status, body)
+			}
+		}
+	})
+}

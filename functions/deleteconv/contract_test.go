@@ -65,6 +65,29 @@ func contractScenarios() []scenario {
 			hs.seed("alice", peer("bob"))
 			hs.srv.Inject(zimtest.Fault{Action: "DeleteConv", Code: 1, Times: 2})
 		}, body: req, outcome: Deleted},
+		{name: "throttled: ZEGO API limit code 7 after retries", setup: func(hs *harness) {
+			hs.seed("alice", peer("bob"))
+			hs.srv.Inject(zimtest.Fault{Action: "DeleteConv", Code: 7, Times: 3})
+		}, body: req, outcome: Throttled, zegoCode: 7, check: stillThere},
+		{name: "throttled then success", setup: func(hs *harness) {
+			hs.seed("alice", peer("bob"))
+			hs.srv.Inject(zimtest.Fault{Action: "DeleteConv", Code: 660300005, Times: 2})
+		}, body: req, outcome: Deleted},
+		{name: "upstream: general business error 660000001 after retries", setup: func(hs *harness) {
+			hs.seed("alice", peer("bob"))
+			hs.srv.Inject(zimtest.Fault{Action: "DeleteConv", Code: 660000001, Times: 3})
+		}, body: req, outcome: UpstreamError, zegoCode: 660000001, check: stillThere},
+		{name: "upstream: non-JSON answer with HTTP 200", setup: func(hs *harness) {
+			hs.seed("alice", peer("bob"))
+			hs.srv.Inject(zimtest.Fault{Action: "DeleteConv", Body: "OK"})
+		}, body: req, outcome: UpstreamError, check: stillThere},
+		{name: "HTTP 503 then success", setup: func(hs *harness) {
+			hs.seed("alice", peer("bob"))
+			hs.srv.Inject(zimtest.Fault{Action: "DeleteConv", HTTPStatus: http.StatusServiceUnavailable, Times: 2})
+		}, body: req, outcome: Deleted},
+		{name: "configuration: signature expired (clock 11 minutes off)", opts: []harnessOpt{withServer(zimtest.WithClock(func() time.Time {
+			return time.Now().Add(11 * time.Minute)
+		}))}, setup: seedBob, body: req, outcome: ConfigurationError, zegoCode: 100000004, check: stillThere},
 		{name: "upstream permanent code", setup: func(hs *harness) {
 			hs.seed("alice", peer("bob"))
 			hs.srv.Inject(zimtest.Fault{Action: "DeleteConv", Code: 660500002})

@@ -42,6 +42,7 @@ type Cache struct {
 	have        bool      // creds holds a successfully fetched value
 	fetchedAt   time.Time // when creds was fetched
 	lastAttempt time.Time // when the latest fetch started, successful or not
+	lastRefresh time.Time // when the latest fetch started by Refresh started
 	inflight    *call
 	fetches     int
 }
@@ -138,8 +139,9 @@ func (c *Cache) Credentials(ctx context.Context) (zim.Credentials, error) {
 // Cache already holds other credentials (another caller refreshed), it returns
 // them without fetching. Otherwise it fetches anew, sharing the fetch with
 // concurrent callers, but not sooner than the minimum refresh interval after
-// the previous fetch started: within it, the current credentials are returned
-// as they are.
+// the previous refresh started: within it, the current credentials are
+// returned as they are. The first refresh always fetches, so a secret rotated
+// moments after it was cached is picked up at once.
 func (c *Cache) Refresh(ctx context.Context, stale zim.Credentials) (zim.Credentials, error) {
 	c.mu.Lock()
 	if c.have && c.creds != stale {
@@ -147,7 +149,7 @@ func (c *Cache) Refresh(ctx context.Context, stale zim.Credentials) (zim.Credent
 		c.mu.Unlock()
 		return creds, nil
 	}
-	if c.inflight == nil && c.have && c.now().Sub(c.lastAttempt) < c.minRefresh {
+	if c.inflight == nil && c.have && !c.lastRefresh.IsZero() && c.now().Sub(c.lastRefresh) < c.minRefresh {
 		creds := c.creds
 		c.mu.Unlock()
 		c.log.LogAttrs(ctx, slog.LevelDebug, "secret: refresh skipped, fetched moments ago",
@@ -157,6 +159,9 @@ func (c *Cache) Refresh(ctx context.Context, stale zim.Credentials) (zim.Credent
 	if err := ctx.Err(); err != nil && c.inflight == nil {
 		c.mu.Unlock()
 		return zim.Credentials{}, c.ctxError(err)
+	}
+	if c.inflight == nil {
+		c.lastRefresh = c.now()
 	}
 	cl := c.startLocked(ctx)
 	c.mu.Unlock()

@@ -220,6 +220,7 @@ func TestRefresh(t *testing.T) {
 	tests := []struct {
 		name        string
 		prime       bool          // fetch credsA first
+		refreshed   bool          // then refresh once (the secret unchanged)
 		after       time.Duration // clock advance before Refresh
 		stale       zim.Credentials
 		next        string // the secret's value when Refresh is called
@@ -230,7 +231,9 @@ func TestRefresh(t *testing.T) {
 	}{
 		{name: "another caller already refreshed", prime: true, after: time.Minute, stale: credsB, next: secretJSON(credsB), want: credsA, wantFetches: 1},
 		{name: "stale is current: fetch anew", prime: true, after: minRefresh, stale: credsA, next: secretJSON(credsB), want: credsB, wantFetches: 2},
-		{name: "within the minimum interval: current value", prime: true, after: minRefresh - time.Millisecond, stale: credsA, next: secretJSON(credsB), want: credsA, wantFetches: 1},
+		{name: "rotated moments after the first fetch: fetch at once", prime: true, stale: credsA, next: secretJSON(credsB), want: credsB, wantFetches: 2},
+		{name: "within the minimum interval of a refresh: current value", prime: true, refreshed: true, after: minRefresh - time.Millisecond, stale: credsA, next: secretJSON(credsB), want: credsA, wantFetches: 2},
+		{name: "after the minimum interval of a refresh: fetch", prime: true, refreshed: true, after: minRefresh, stale: credsA, next: secretJSON(credsB), want: credsB, wantFetches: 3},
 		{name: "nothing cached yet", stale: credsA, next: secretJSON(credsB), want: credsB, wantFetches: 1},
 		{name: "fetch fails", prime: true, after: minRefresh, stale: credsA, nextErr: errors.New("dial tcp: connection refused"), wantErr: secret.ErrUnavailable, wantFetches: 2},
 		{name: "secret became malformed", prime: true, after: minRefresh, stale: credsA, next: `{"AppId": 1, "ServerSecret": "nothex"}`, wantErr: secret.ErrConfiguration, wantFetches: 2},
@@ -242,6 +245,11 @@ func TestRefresh(t *testing.T) {
 			c := secret.NewCache(fake, testSecretID, time.Hour, secret.WithClock(clk.Now), secret.WithMinRefreshInterval(minRefresh))
 			if tt.prime {
 				if _, err := c.Credentials(t.Context()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tt.refreshed {
+				if _, err := c.Refresh(t.Context(), credsA); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -334,7 +342,7 @@ func TestRefreshRateLimited(t *testing.T) {
 			t.Fatalf("refresh %d: %v", i, err)
 		}
 	}
-	// One initial fetch and one per elapsed second.
+	// One initial fetch and one refresh per elapsed second.
 	if n := c.Fetches(); n != 11 {
 		t.Errorf("Fetches = %d over 10 s of refreshes with a 1 s minimum interval, want 11", n)
 	}
