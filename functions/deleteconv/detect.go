@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+
+	"github.com/aws/aws-lambda-go/events"
 )
 
 type eventKind int
@@ -16,44 +18,41 @@ const (
 
 // probe holds just enough of any event to tell the triggers apart; decoding
 // into the wrong aws-lambda-go type would not fail, so the source is decided
-// from the raw JSON first.
+// from the raw JSON first. SQS records, the common case under load, are
+// decoded here once and reused.
 type probe struct {
-	Records []struct {
-		EventSource string `json:"eventSource"`
-	} `json:"Records"`
-	Version        string          `json:"version"`
-	HTTPMethod     *string         `json:"httpMethod"`
-	RequestContext json.RawMessage `json:"requestContext"`
+	Records        []events.SQSMessage `json:"Records"`
+	Version        string              `json:"version"`
+	HTTPMethod     *string             `json:"httpMethod"`
+	RequestContext *struct {
+		HTTP *json.RawMessage `json:"http"`
+	} `json:"requestContext"`
+
+	// The request's own fields, only to recognise a direct invocation.
+	FromUserID       *json.RawMessage `json:"FromUserId"`
+	ConvID           *json.RawMessage `json:"ConvId"`
+	ConvType         *json.RawMessage `json:"ConvType"`
+	AllConversations *json.RawMessage `json:"AllConversations"`
 }
 
-func detect(payload []byte) eventKind {
-	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(payload, &raw); err != nil {
-		// Not an object: only a (malformed) direct request can be meant.
-		return kindDirect
-	}
-	has := func(k string) bool { _, ok := raw[k]; return ok }
+// detect tells the trigger from the raw event. For SQS it also returns the records.
+func detect(payload []byte) (eventKind, []events.SQSMessage) {
 	var p probe
-	// Field types may not match (e.g. a request with "Records": 1); fall back to the keys.
-	_ = json.Unmarshal(payload, &p)
+	if err := json.Unmarshal(payload, &p); err != nil {
+		// Not JSON, not an object, or fields of unexpected types (e.g.
+		// "Records": 1): no AWS event looks like that, so it is a malformed
+		// direct request and the request rules say what is wrong.
+		return kindDirect, nil
+	}
 	switch {
 	case len(p.Records) > 0 && p.Records[0].EventSource == "aws:sqs":
-		return kindSQS
-	case p.Version == "2.0" && has("requestContext") && hasKey(p.RequestContext, "http"):
-		return kindHTTPAPI
-	case p.HTTPMethod != nil && has("requestContext"):
-		return kindREST
-	case has("FromUserId") || has("ConvId") || has("ConvType") || has("AllConversations"):
-		return kindDirect
+		return kindSQS, p.Records
+	case p.Version == "2.0" && p.RequestContext != nil && p.RequestContext.HTTP != nil:
+		return kindHTTPAPI, nil
+	case p.HTTPMethod != nil && p.RequestContext != nil:
+		return kindREST, nil
+	case p.FromUserID != nil || p.ConvID != nil || p.ConvType != nil || p.AllConversations != nil:
+		return kindDirect, nil
 	}
-	return kindUnknown
-}
-
-func hasKey(obj json.RawMessage, key string) bool {
-	var m map[string]json.RawMessage
-	if json.Unmarshal(obj, &m) != nil {
-		return false
-	}
-	_, ok := m[key]
-	return ok
+	return kindUnknown, nil
 }

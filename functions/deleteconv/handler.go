@@ -60,9 +60,9 @@ func (h *Handler) Invoke(ctx context.Context, payload []byte) (out []byte, err e
 	work, cancel := workContext(ctx)
 	defer cancel()
 
-	switch kind := detect(payload); kind {
+	switch kind, records := detect(payload); kind {
 	case kindSQS:
-		return inv.sqs(ctx, work, payload)
+		return inv.sqs(ctx, work, records)
 	case kindHTTPAPI:
 		return inv.httpAPI(work, payload)
 	case kindREST:

@@ -17,14 +17,10 @@ import (
 //
 // hard is the invocation's own context: records still unfinished when work's
 // deadline passes are reported failed without waiting for them.
-func (inv *invocation) sqs(hard, work context.Context, payload []byte) ([]byte, error) {
-	var ev events.SQSEvent
-	if err := json.Unmarshal(payload, &ev); err != nil {
-		return nil, eventDecodeError("SQS", err)
-	}
-	failed := inv.processBatch(hard, work, ev.Records)
+func (inv *invocation) sqs(hard, work context.Context, records []events.SQSMessage) ([]byte, error) {
+	failed := inv.processBatch(hard, work, records)
 	resp := events.SQSEventResponse{BatchItemFailures: []events.SQSBatchItemFailure{}}
-	for i, rec := range ev.Records {
+	for i, rec := range records {
 		if failed[i] {
 			resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: rec.MessageId})
 		}
