@@ -1,6 +1,7 @@
 package zimtest
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"testing"
@@ -94,6 +95,70 @@ func FuzzDecodeDeleteConv(f *testing.F) {
 		}
 		if from, conv, typ := peek(body); from != dc.FromUserID || conv != dc.ConvID || typ != dc.ConvType {
 			t.Fatalf("peek = %q %q %d, decode = %+v", from, conv, typ, dc)
+		}
+	})
+}
+
+// FuzzDecodeListQuery checks that an accepted QueryConversationList body has
+// been corrected into ZEGO's ranges.
+func FuzzDecodeListQuery(f *testing.F) {
+	for _, s := range []string{
+		`{"FromUserId":"alice","Limit":100,"Next":0}`,
+		`{"FromUserId":"alice","Limit":-1,"Next":250}`,
+		`{"FromUserId":"alice","Limit":99999999999999999999}`,
+		`{"FromUserId":"alice","Next":-5}`,
+		`{"FromUserId":"alice","Limit":1.5}`,
+		`{"Limit":10}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		lq, err := decodeListQuery(body)
+		if err != nil {
+			return
+		}
+		if lq.FromUserID == "" || len(lq.FromUserID) > zim.MaxIDBytes || lq.Limit < 1 || lq.Limit > maxListLimit || lq.Next < 0 {
+			t.Fatalf("accepted %+v", lq)
+		}
+	})
+}
+
+// FuzzLoadSeed checks that a seed is either refused with nothing applied, or
+// applied with only valid conversations.
+func FuzzLoadSeed(f *testing.F) {
+	for _, s := range []string{
+		`{"apps":[{"AppId":1,"ServerSecret":"s"}],"conversations":[{"AppId":1,"FromUserId":"a","List":[{"ConvId":"b","ConvType":2}]}]}`,
+		`{"apps":[],"conversations":[{"AppId":1,"FromUserId":"a","List":[{"ConvId":"","ConvType":0}]}]}`,
+		`{"apps":[{"AppId":1,"ServerSecret":""}]}`,
+		`{"apps":null}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, seed []byte) {
+		s := NewUnstartedServer()
+		err := s.LoadSeed(bytes.NewReader(seed))
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if err != nil {
+			if len(s.apps) != 0 || len(s.store.users) != 0 {
+				t.Fatalf("a refused seed was applied: %v", err)
+			}
+			return
+		}
+		for appID, secret := range s.apps {
+			if appID == 0 || secret == "" {
+				t.Fatalf("applied app %d with a secret of %d bytes", appID, len(secret))
+			}
+		}
+		for k, convs := range s.store.users {
+			if k.appID == 0 || checkID(k.user) != nil {
+				t.Fatalf("stored a conversation list for %+v", k)
+			}
+			for ck, c := range convs {
+				if checkID(ck.id) != nil || (ck.typ != zim.ConvTypePeer && ck.typ != zim.ConvTypeGroup) || c.conv.UpdateTime < 0 {
+					t.Fatalf("stored %+v", c.conv)
+				}
+			}
 		}
 	})
 }
