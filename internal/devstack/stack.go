@@ -193,7 +193,7 @@ func (s *Stack) progress(format string, args ...any) {
 	}
 }
 
-// build builds what is not prebuilt, both at once.
+// build builds what is not prebuilt.
 func (s *Stack) build(ctx context.Context) error {
 	s.bootstrap = s.cfg.Bootstrap
 	needZIM := s.cfg.Target == TargetLocal && s.cfg.ZIMServer == ""
@@ -201,16 +201,17 @@ func (s *Stack) build(ctx context.Context) error {
 		return nil
 	}
 	s.progress("building the function and the local ZIM server (go build, incremental)")
-	var wg sync.WaitGroup
-	var fnErr, zimErr error
+	// One after the other: the second reuses what the first compiled.
+	var err error
 	if s.bootstrap == "" {
-		wg.Go(func() { s.bootstrap, fnErr = BuildFunction(ctx, s.cfg.Root) })
+		if s.bootstrap, err = BuildFunction(ctx, s.cfg.Root); err != nil {
+			return err
+		}
 	}
 	if needZIM {
-		wg.Go(func() { s.cfg.ZIMServer, zimErr = BuildZIMServer(ctx, s.cfg.Root) })
+		s.cfg.ZIMServer, err = BuildZIMServer(ctx, s.cfg.Root)
 	}
-	wg.Wait()
-	return errors.Join(fnErr, zimErr)
+	return err
 }
 
 func (s *Stack) startZIMServer(ctx context.Context) error {

@@ -1,0 +1,122 @@
+// Package e2e drives the real bootstrap through AWS's Lambda Runtime Interface
+// Emulator, beside the local ZIM server (cmd/zimserver) and a local Secrets
+// Manager (moto_server), the way `make demo` runs them: every sample event,
+// then ZEGO faults, secret rotation, a missing secret and a deadline shorter
+// than ZEGO's answer. Tests assert the function's answers and what the ZIM
+// server saw, and that no process outlives the stack.
+//
+// They need moto_server (from the machine image's Python) and aws-lambda-rie
+// (`make tools`); without either they fail, naming what is missing.
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/zim-deleteconv/zim-deleteconv/internal/devstack"
+	"github.com/zim-deleteconv/zim-deleteconv/internal/motoserver"
+)
+
+var (
+	root      string
+	bootstrap string // the function, built for this machine
+	zimserver string
+	devstackC string // cmd/devstack
+
+	sharedOnce  sync.Once
+	sharedStack *devstack.Stack
+	sharedErr   error
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	fail := func(format string, args ...any) int {
+		fmt.Fprintf(os.Stderr, "e2e: "+format+"\n", args...)
+		return 1
+	}
+	var err error
+	if root, err = devstack.FindRoot("."); err != nil {
+		return fail("%v", err)
+	}
+	if _, err := devstack.FindRIE(root); err != nil {
+		return fail("%v", err)
+	}
+	if _, err := exec.LookPath(motoserver.Binary); err != nil {
+		return fail("%v", motoserver.ErrNotFound)
+	}
+
+	// Built once, into a folder of the test run's own: the demo command that
+	// TestDemoCommand runs builds (and runs) its own copies under build/.
+	dir, err := os.MkdirTemp("", "zim-deleteconv-e2e-")
+	if err != nil {
+		return fail("%v", err)
+	}
+	defer os.RemoveAll(dir)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	var wg sync.WaitGroup
+	var errs [3]error
+	wg.Go(func() { bootstrap, errs[0] = build(ctx, dir, "bootstrap", devstack.FunctionPackage, "-tags", "lambda.norpc") })
+	wg.Go(func() { zimserver, errs[1] = build(ctx, dir, "zimserver", devstack.ZIMServerPackage) })
+	wg.Go(func() { devstackC, errs[2] = build(ctx, dir, "devstack", "./cmd/devstack") })
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return fail("%v", err)
+		}
+	}
+
+	code := m.Run()
+	if sharedStack != nil {
+		if err := sharedStack.Close(); err != nil {
+			return fail("closing the shared stack: %v", err)
+		}
+	}
+	return code
+}
+
+func build(ctx context.Context, dir, name, pkg string, flags ...string) (string, error) {
+	out := filepath.Join(dir, name)
+	args := append(append([]string{"build"}, flags...), "-o", out, pkg)
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
+	}
+	return out, nil
+}
+
+// config is a stack configuration with the prebuilt binaries and its logs
+// under build/devstack/e2e/name (kept after the run, for a failing test).
+func config(name string, fc devstack.FunctionConfig) devstack.Config {
+	return devstack.Config{
+		Root:      root,
+		Bootstrap: bootstrap,
+		ZIMServer: zimserver,
+		LogDir:    filepath.Join(root, "build", "devstack", "e2e", name),
+		Function:  fc,
+	}
+}
+
+// shared is the stack the tests that do not interfere share: started on first
+// use, closed by TestMain. Each test resets the ZIM server's request log.
+func shared(t *testing.T) *devstack.Stack {
+	t.Helper()
+	sharedOnce.Do(func() {
+		sharedStack, sharedErr = devstack.Start(context.Background(), config("shared", devstack.FunctionConfig{}))
+	})
+	if sharedErr != nil {
+		t.Fatalf("starting the shared stack: %v", sharedErr)
+	}
+	return sharedStack
+}
