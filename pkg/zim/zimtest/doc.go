@@ -15,8 +15,7 @@
 // # Requests and answers
 //
 // The API is served on "/" and on any path that ends in "/", so the server can
-// be mounted under a prefix (a client that drops the prefix, or the trailing
-// slash, gets 404). GET and POST are served; other methods answer 405 with an
+// be mounted under a prefix; a path without the trailing slash gets 404. GET and POST are served; other methods answer 405 with an
 // Allow header. The common parameters are read from the query string and the
 // business fields from the JSON body (up to 1 MiB; a body that cannot be read
 // answers 100000012). Content-Type is not checked.
