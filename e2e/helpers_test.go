@@ -233,5 +233,9 @@ func outcomeLine(res devstack.InvokeResult, key, value string) devstack.LogRecor
 	return nil
 }
 
-func peer(id string) zim.Conversation  { return zim.Conversation{ConvID: id, ConvType: zim.ConvTypePeer} }
-func group(id string) zim.Conversation { return zim.Conversation{ConvID: id, ConvType: zim.ConvTypeGroup} }
+func peer(id string) zim.Conversation {
+	return zim.Conversation{ConvID: id, ConvType: zim.ConvTypePeer}
+}
+func group(id string) zim.Conversation {
+	return zim.Conversation{ConvID: id, ConvType: zim.ConvTypeGroup}
+}

@@ -65,7 +65,9 @@ func run(m *testing.M) int {
 	defer cancel()
 	var wg sync.WaitGroup
 	var errs [3]error
-	wg.Go(func() { bootstrap, errs[0] = build(ctx, dir, "bootstrap", devstack.FunctionPackage, "-tags", "lambda.norpc") })
+	wg.Go(func() {
+		bootstrap, errs[0] = build(ctx, dir, "bootstrap", devstack.FunctionPackage, "-tags", "lambda.norpc")
+	})
 	wg.Go(func() { zimserver, errs[1] = build(ctx, dir, "zimserver", devstack.ZIMServerPackage) })
 	wg.Go(func() { devstackC, errs[2] = build(ctx, dir, "devstack", "./cmd/devstack") })
 	wg.Wait()
