@@ -63,18 +63,15 @@ func run(m *testing.M) int {
 	defer os.RemoveAll(dir)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	var wg sync.WaitGroup
-	var errs [3]error
-	wg.Go(func() {
-		bootstrap, errs[0] = build(ctx, dir, "bootstrap", devstack.FunctionPackage, "-tags", "lambda.norpc")
-	})
-	wg.Go(func() { zimserver, errs[1] = build(ctx, dir, "zimserver", devstack.ZIMServerPackage) })
-	wg.Go(func() { devstackC, errs[2] = build(ctx, dir, "devstack", "./cmd/devstack") })
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return fail("%v", err)
-		}
+	if bootstrap, err = devstack.BuildFunction(ctx, root, dir); err != nil {
+		return fail("%v", err)
+	}
+	if zimserver, err = devstack.BuildZIMServer(ctx, root, dir); err != nil {
+		return fail("%v", err)
+	}
+	devstackC = filepath.Join(dir, "devstack")
+	if err := devstack.GoBuild(ctx, root, "./cmd/devstack", devstackC); err != nil {
+		return fail("%v", err)
 	}
 
 	code := m.Run()
@@ -84,18 +81,6 @@ func run(m *testing.M) int {
 		}
 	}
 	return code
-}
-
-func build(ctx context.Context, dir, name, pkg string, flags ...string) (string, error) {
-	out := filepath.Join(dir, name)
-	args := append(append([]string{"build"}, flags...), "-o", out, pkg)
-	cmd := exec.CommandContext(ctx, "go", args...)
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
-	}
-	return out, nil
 }
 
 // config is a stack configuration with the prebuilt binaries and its logs

@@ -54,37 +54,40 @@ func BinDir(root string) string { return filepath.Join(root, "build", "devstack"
 
 // BuildFunction builds the function's bootstrap for this machine, the way the
 // Makefile builds it for Lambda (no cgo, -tags lambda.norpc, -trimpath), into
-// BinDir(root)/bootstrap, and returns its path. go build only relinks when a
-// source changed, so calling it on every start is cheap.
-func BuildFunction(ctx context.Context, root string) (string, error) {
-	return goBuild(ctx, root, FunctionPackage, "bootstrap", "-tags", "lambda.norpc")
+// dir/bootstrap, and returns its path. go build only relinks when a source
+// changed, so calling it on every start is cheap.
+func BuildFunction(ctx context.Context, root, dir string) (string, error) {
+	out := filepath.Join(dir, "bootstrap")
+	return out, GoBuild(ctx, root, FunctionPackage, out, "-tags", "lambda.norpc")
 }
 
-// BuildZIMServer builds the local ZIM server into BinDir(root)/zimserver.
-func BuildZIMServer(ctx context.Context, root string) (string, error) {
-	return goBuild(ctx, root, ZIMServerPackage, "zimserver")
+// BuildZIMServer builds the local ZIM server into dir/zimserver.
+func BuildZIMServer(ctx context.Context, root, dir string) (string, error) {
+	out := filepath.Join(dir, "zimserver")
+	return out, GoBuild(ctx, root, ZIMServerPackage, out)
 }
 
-func goBuild(ctx context.Context, root, pkg, name string, flags ...string) (string, error) {
+// GoBuild builds the main package pkg of the module at root into out, for
+// this machine, with cgo off and -trimpath (as the Lambda build), plus flags.
+func GoBuild(ctx context.Context, root, pkg, out string, flags ...string) error {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		return "", errors.New("devstack: the go command is not on PATH")
+		return errors.New("devstack: the go command is not on PATH")
 	}
-	out := filepath.Join(BinDir(root), name)
 	args := append([]string{"build", "-trimpath"}, flags...)
 	args = append(args, "-o", out, pkg)
 	cmd := exec.CommandContext(ctx, goBin, args...)
 	cmd.Dir = root
 	// Built for this machine, whatever GOOS/GOARCH the caller exported.
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+runtime.GOOS, "GOARCH="+runtime.GOARCH)
-	var stderr bytes.Buffer
-	cmd.Stdout = &stderr
-	cmd.Stderr = &stderr
+	var output bytes.Buffer
+	cmd.Stdout = &output
+	cmd.Stderr = &output
 	if err := cmd.Run(); err != nil {
 		if ctx.Err() != nil {
-			return "", ctx.Err()
+			return ctx.Err()
 		}
-		return "", fmt.Errorf("devstack: go build %s: %w\n%s", pkg, err, strings.TrimSpace(stderr.String()))
+		return fmt.Errorf("devstack: go build %s: %w\n%s", pkg, err, strings.TrimSpace(output.String()))
 	}
-	return out, nil
+	return nil
 }

@@ -304,7 +304,8 @@ func WriteReport(w io.Writer, info DemoInfo, results []Result, reqs []zimtest.Re
 	p.linef("Local stack: ZIM server %s, function under aws-lambda-rie %s (logs in %s)", info.ZIMURL, info.EmulatorURL, info.LogDir)
 	p.linef("")
 	if tty {
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		var table strings.Builder
+		tw := tabwriter.NewWriter(&table, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "  EVENT\tTRIGGER\tOUTCOME\tSTATUS\tZEGO CODE\tZEGO REQUEST ID\tLATENCY\tDETAIL")
 		for _, r := range results {
 			fmt.Fprintf(tw, "%s %s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.mark(r.OK), r.Sample.Path, r.Sample.Trigger, r.Outcome,
@@ -317,6 +318,7 @@ func WriteReport(w io.Writer, info DemoInfo, results []Result, reqs []zimtest.Re
 		if err := tw.Flush(); err != nil {
 			return err
 		}
+		p.linef("%s", strings.TrimSuffix(paint(table.String()), "\n"))
 	} else {
 		for _, r := range results {
 			line := fmt.Sprintf("%s %s (%s): %s", p.mark(r.OK), r.Sample.Path, r.Sample.Trigger, r.Outcome)
@@ -353,7 +355,8 @@ func WriteReport(w io.Writer, info DemoInfo, results []Result, reqs []zimtest.Re
 	p.linef("")
 	p.linef("The local ZIM server saw %d request(s):", len(reqs))
 	if tty && len(reqs) > 0 {
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		var table strings.Builder
+		tw := tabwriter.NewWriter(&table, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "  ACTION\tFROM USER\tCONV\tTYPE\tHTTP\tCODE\tREQUEST ID\tFAULT")
 		for _, q := range reqs {
 			fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\n", q.Action, q.FromUserID, q.ConvID, q.ConvType, q.HTTPStatus, q.Code, orDash(q.RequestID), q.Fault)
@@ -361,6 +364,7 @@ func WriteReport(w io.Writer, info DemoInfo, results []Result, reqs []zimtest.Re
 		if err := tw.Flush(); err != nil {
 			return err
 		}
+		p.linef("%s", strings.TrimSuffix(paint(table.String()), "\n"))
 	} else {
 		for _, q := range reqs {
 			line := fmt.Sprintf("  %s FromUserId=%s ConvId=%s ConvType=%d: HTTP %d, Code %d", q.Action, q.FromUserID, q.ConvID, q.ConvType, q.HTTPStatus, q.Code)
@@ -395,6 +399,19 @@ const (
 	reset = "\x1b[0m"
 )
 
+// paint colours the verdict marks of an aligned table and trims the padding
+// left at the end of its lines.
+func paint(table string) string {
+	var b strings.Builder
+	for line := range strings.Lines(table) {
+		line = strings.TrimRight(line, " \n")
+		line = strings.ReplaceAll(line, "✓", green+"✓"+reset)
+		line = strings.ReplaceAll(line, "✗", red+"✗"+reset)
+		b.WriteString(line + "\n")
+	}
+	return b.String()
+}
+
 type printer struct {
 	w   io.Writer
 	tty bool
@@ -417,10 +434,12 @@ func (p *printer) colour(c, s string) string {
 // mark is the verdict: the same width with or without colour, so columns align.
 func (p *printer) mark(ok bool) string {
 	switch {
+	// In a terminal the table is aligned first, then coloured (see paint):
+	// tabwriter would count the colour codes as text.
 	case p.tty && ok:
-		return green + "✓" + reset
+		return "✓"
 	case p.tty:
-		return red + "✗" + reset
+		return "✗"
 	case ok:
 		return "ok  "
 	default:

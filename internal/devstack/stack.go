@@ -200,16 +200,20 @@ func (s *Stack) build(ctx context.Context) error {
 	if s.bootstrap != "" && !needZIM {
 		return nil
 	}
-	s.progress("building the function and the local ZIM server (go build, incremental)")
+	what := "the function"
+	if needZIM {
+		what += " and the local ZIM server"
+	}
+	s.progress("building %s (go build, incremental)", what)
 	// One after the other: the second reuses what the first compiled.
 	var err error
 	if s.bootstrap == "" {
-		if s.bootstrap, err = BuildFunction(ctx, s.cfg.Root); err != nil {
+		if s.bootstrap, err = BuildFunction(ctx, s.cfg.Root, BinDir(s.cfg.Root)); err != nil {
 			return err
 		}
 	}
 	if needZIM {
-		s.cfg.ZIMServer, err = BuildZIMServer(ctx, s.cfg.Root)
+		s.cfg.ZIMServer, err = BuildZIMServer(ctx, s.cfg.Root, BinDir(s.cfg.Root))
 	}
 	return err
 }
@@ -438,6 +442,14 @@ func (s *Stack) AppID() uint32 { return s.appID }
 
 // SecretID is the secret the function reads in the local stack.
 func (s *Stack) SecretID() string { return s.cfg.SecretName }
+
+// SecretsManagerURL is the local Secrets Manager's endpoint; "" for TargetAWS.
+func (s *Stack) SecretsManagerURL() string {
+	if s.moto == nil {
+		return ""
+	}
+	return s.moto.URL
+}
 
 // SecretsManager is a client of the local Secrets Manager; nil for TargetAWS.
 func (s *Stack) SecretsManager() *secretsmanager.Client { return s.sm }

@@ -1,0 +1,50 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+)
+
+// These cover what the command decides before starting anything; e2e/ runs
+// the demo and invoke commands against the real stack.
+func TestRunRefusesBadUsage(t *testing.T) {
+	emptyDir := t.TempDir()
+	for _, tc := range []struct {
+		name     string
+		args     []string
+		target   string
+		wantCode int
+		wantErr  string
+	}{
+		{"no command", nil, "", 2, "usage:"},
+		{"unknown command", []string{"deploy"}, "", 2, `unknown command "deploy"`},
+		{"invoke without an event", []string{"invoke"}, "", 2, "-event"},
+		{"invoke with a missing file", []string{"invoke", "-event", "no/such.json"}, "", 1, "no such file"},
+		{"unknown target", []string{"invoke", "-event", "../../events/direct.json"}, "cloud", 2, `ZEGO_TARGET="cloud"`},
+		{"aws target without a secret id", []string{"invoke", "-event", "../../events/direct.json"}, "aws", 1, "needs ZEGO_SECRET_ID"},
+		{"demo against aws", []string{"demo"}, "aws", 2, "local stack only"},
+		{"demo without samples", []string{"demo", "-events", emptyDir}, "", 1, "no sample events"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("ZEGO_TARGET", tc.target)
+			t.Setenv("ZEGO_SECRET_ID", "")
+			var stdout, stderr bytes.Buffer
+			code := run(context.Background(), tc.args, &stdout, &stderr)
+			if code != tc.wantCode || !strings.Contains(stderr.String(), tc.wantErr) {
+				t.Errorf("run(%q) = %d, stderr %q; want %d and %q", tc.args, code, stderr.String(), tc.wantCode, tc.wantErr)
+			}
+			if stdout.Len() != 0 {
+				t.Errorf("stdout %q, want nothing", stdout.String())
+			}
+		})
+	}
+}
+
+func TestHelpGoesToStdout(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"help"}, &stdout, &stderr); code != 0 || !strings.Contains(stdout.String(), "devstack demo") {
+		t.Errorf("help: %d, %q", code, stdout.String())
+	}
+}

@@ -1,0 +1,175 @@
+package devstack_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/zim-deleteconv/zim-deleteconv/internal/devstack"
+	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim/zimtest"
+)
+
+const sqsEvent = `{"Records": [
+	{"messageId": "m-good", "eventSource": "aws:sqs", "body": "{\"FromUserId\": \"dave\", \"ConvId\": \"alice\", \"ConvType\": 0}"},
+	{"messageId": "m-bad", "eventSource": "aws:sqs", "body": "{\"FromUserId\": \"dave\", \"ConvId\": \"bob\", \"ConvType\": 1}"}
+]}`
+
+func sampleOf(path, event string) devstack.Sample {
+	return devstack.Sample{Path: path, Event: []byte(event), Trigger: devstack.DetectTrigger([]byte(event))}
+}
+
+func outcomeLog(kv ...any) devstack.LogRecord {
+	r := devstack.LogRecord{"msg": "request outcome"}
+	for i := 0; i < len(kv); i += 2 {
+		r[kv[i].(string)] = kv[i+1]
+	}
+	return r
+}
+
+func TestEvaluate(t *testing.T) {
+	t.Parallel()
+	valid := `{"FromUserId": "alice", "ConvId": "bob", "ConvType": 0}`
+	invalid := `{"FromUserId": "alice", "ConvId": "bob", "ConvType": 1}`
+	httpEvent := func(method, body string) string {
+		return `{"version": "2.0", "rawPath": "/conversations/delete", "requestContext": {"http": {"method": "` + method + `"}}, "body": ` + quote(body) + `}`
+	}
+	restEvent := `{"httpMethod": "POST", "path": "/conversations/delete", "requestContext": {}, "isBase64Encoded": true, "body": "eyJGcm9tVXNlcklkIjogImNhcm9sIiwgIkNvbnZJZCI6ICJhbGljZSIsICJDb252VHlwZSI6IDB9"}`
+	ok200 := `{"statusCode": 200, "headers": {"Content-Type": "application/json"}, "body": "{\"Code\":0,\"Message\":\"success\",\"RequestId\":\"r1\",\"Outcome\":\"deleted\"}"}`
+	bad400 := `{"statusCode": 400, "body": "{\"error\":{\"code\":\"InvalidRequest\",\"message\":\"ConvType must be 0 or 2\",\"field\":\"ConvType\"}}"}`
+
+	for _, tc := range []struct {
+		name        string
+		sample      devstack.Sample
+		inv         devstack.InvokeResult
+		err         error
+		wantOK      bool
+		wantOutcome string
+		wantCode    string
+	}{
+		{"direct deleted", sampleOf("d.json", valid), devstack.InvokeResult{Body: []byte(`{"Code":0,"Message":"ok","RequestId":"r1","Outcome":"deleted"}`)}, nil, true, "deleted", "0"},
+		{"direct already deleted", sampleOf("d.json", valid), devstack.InvokeResult{Body: []byte(`{"Code":660800002,"Message":"","RequestId":"r1","Outcome":"already_deleted"}`)}, nil, true, "already_deleted", "660800002"},
+		{"direct upstream error", sampleOf("d.json", valid), devstack.InvokeResult{FunctionError: true, ErrorType: "UpstreamError", ErrorMessage: "code 5",
+			Logs: []devstack.LogRecord{outcomeLog("outcome", "upstream_error", "zegoCode", 5.0, "zegoRequestId", "r9")}}, nil, false, "UpstreamError", "5"},
+		{"direct invalid as expected", sampleOf("d.json", invalid), devstack.InvokeResult{FunctionError: true, ErrorType: "InvalidRequest"}, nil, true, "InvalidRequest", ""},
+		{"direct invalid but deleted", sampleOf("d.json", invalid), devstack.InvokeResult{Body: []byte(`{"Code":0,"Outcome":"deleted"}`)}, nil, false, "deleted", "0"},
+		{"invocation failed", sampleOf("d.json", valid), devstack.InvokeResult{}, errors.New("emulator gone"), false, "invocation failed", ""},
+		{"HTTP API 200", sampleOf("h.json", httpEvent("POST", valid)), devstack.InvokeResult{Body: []byte(ok200)}, nil, true, "deleted", "0"},
+		{"HTTP API 400 as expected", sampleOf("h.json", httpEvent("POST", invalid)), devstack.InvokeResult{Body: []byte(bad400)}, nil, true, "InvalidRequest", ""},
+		{"HTTP API GET must not succeed", sampleOf("h.json", httpEvent("GET", valid)), devstack.InvokeResult{Body: []byte(ok200)}, nil, false, "deleted", "0"},
+		{"REST base64 200", sampleOf("r.json", restEvent), devstack.InvokeResult{Body: []byte(ok200)}, nil, true, "deleted", "0"},
+		{"REST 502", sampleOf("r.json", restEvent), devstack.InvokeResult{Body: []byte(`{"statusCode": 502, "body": "{\"error\":{\"code\":\"UpstreamError\",\"message\":\"x\",\"zegoCode\":5,\"requestId\":\"r2\"}}"}`)}, nil, false, "UpstreamError", "5"},
+		{"SQS bad record failed", sampleOf("s.json", sqsEvent), devstack.InvokeResult{Body: []byte(`{"batchItemFailures":[{"itemIdentifier":"m-bad"}]}`)}, nil, true, "1 succeeded, 1 failed", ""},
+		{"SQS nothing failed", sampleOf("s.json", sqsEvent), devstack.InvokeResult{Body: []byte(`{"batchItemFailures":[]}`)}, nil, false, "2 succeeded, 0 failed", ""},
+		{"SQS good record failed too", sampleOf("s.json", sqsEvent), devstack.InvokeResult{Body: []byte(`{"batchItemFailures":[{"itemIdentifier":"m-bad"},{"itemIdentifier":"m-good"}]}`)}, nil, false, "0 succeeded, 2 failed", ""},
+		{"SQS unknown id", sampleOf("s.json", sqsEvent), devstack.InvokeResult{Body: []byte(`{"batchItemFailures":[{"itemIdentifier":"m-bad"},{"itemIdentifier":"nope"}]}`)}, nil, false, "0 succeeded, 2 failed", ""},
+		{"SQS function error", sampleOf("s.json", sqsEvent), devstack.InvokeResult{FunctionError: true, ErrorType: "Timeout"}, nil, false, "Timeout", ""},
+		{"unknown shape fails", sampleOf("u.json", `[1]`), devstack.InvokeResult{FunctionError: true, ErrorType: "InvalidRequest"}, nil, true, "InvalidRequest", ""},
+	} {
+		r := devstack.Evaluate(tc.sample, tc.inv, tc.err)
+		code := ""
+		if r.ZegoCode != nil {
+			code = strconv.Itoa(*r.ZegoCode)
+		}
+		if r.OK != tc.wantOK || r.Outcome != tc.wantOutcome || code != tc.wantCode {
+			t.Errorf("%s: OK %v, Outcome %q, ZegoCode %q; want %v, %q, %q (want: %s)", tc.name, r.OK, r.Outcome, code, tc.wantOK, tc.wantOutcome, tc.wantCode, r.Want)
+		}
+	}
+}
+
+func TestEvaluateSQSRecordsFromLogs(t *testing.T) {
+	t.Parallel()
+	inv := devstack.InvokeResult{
+		Body: []byte(`{"batchItemFailures":[{"itemIdentifier":"m-bad"}]}`),
+		Logs: []devstack.LogRecord{
+			outcomeLog("messageId", "m-good", "outcome", "deleted", "zegoCode", 0.0, "zegoRequestId", "r1"),
+			outcomeLog("messageId", "m-bad", "outcome", "invalid_request", "error", "ConvType must be 0 (one-on-one) or 2 (group)"),
+		},
+	}
+	r := devstack.Evaluate(sampleOf("s.json", sqsEvent), inv, nil)
+	if len(r.Records) != 2 {
+		t.Fatalf("Records = %+v, want 2", r.Records)
+	}
+	good, bad := r.Records[0], r.Records[1]
+	if good.MessageID != "m-good" || good.Failed || good.Outcome != "deleted" || good.ZegoRequestID != "r1" || good.ZegoCode == nil || *good.ZegoCode != 0 || !good.OK() {
+		t.Errorf("good record %+v", good)
+	}
+	if bad.MessageID != "m-bad" || !bad.Failed || !bad.WantFailed || bad.Outcome != "invalid_request" || !strings.Contains(bad.Reason, "one-on-one") || !bad.OK() {
+		t.Errorf("bad record %+v", bad)
+	}
+}
+
+func TestWriteReport(t *testing.T) {
+	t.Parallel()
+	results := []devstack.Result{
+		devstack.Evaluate(sampleOf("events/direct.json", `{"FromUserId": "alice", "ConvId": "bob", "ConvType": 0}`),
+			devstack.InvokeResult{Body: []byte(`{"Code":0,"Message":"ok","RequestId":"r1","Outcome":"deleted"}`), Latency: 12 * time.Millisecond, ColdStart: true}, nil),
+		devstack.Evaluate(sampleOf("events/sqs.json", sqsEvent), devstack.InvokeResult{
+			Body: []byte(`{"batchItemFailures":[]}`), Latency: 3 * time.Millisecond,
+		}, nil),
+	}
+	reqs := []zimtest.Request{{Action: "DeleteConv", FromUserID: "alice", ConvID: "bob", HTTPStatus: 200, RequestID: "r1"}}
+	info := devstack.DemoInfo{ZIMURL: "http://127.0.0.1:1", EmulatorURL: "http://127.0.0.1:2", LogDir: "build/devstack/logs"}
+
+	var plain bytes.Buffer
+	if err := devstack.WriteReport(&plain, info, results, reqs, false); err != nil {
+		t.Fatal(err)
+	}
+	out := plain.String()
+	for _, want := range []string{
+		"ok   events/direct.json (direct): deleted, ZEGO Code 0, RequestId r1, 12ms (cold start)",
+		"FAIL events/sqs.json (SQS): 2 succeeded, 0 failed, 3ms; expected batchItemFailures [m-bad] (the invalid records)",
+		"FAIL   record m-bad: succeeded; ConvType must be 0 (one-on-one) or 2 (group) (expected in batchItemFailures)",
+		"  DeleteConv FromUserId=alice ConvId=bob ConvType=0: HTTP 200, Code 0, RequestId r1",
+		"1 of 2 samples did not behave as expected: events/sqs.json",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("plain report lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "\x1b[") {
+		t.Errorf("plain report has colour codes:\n%s", out)
+	}
+
+	var tty bytes.Buffer
+	if err := devstack.WriteReport(&tty, info, results, reqs, true); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(tty.String(), "\x1b[32m✓\x1b[0m events/direct.json") || !strings.Contains(tty.String(), "\x1b[31m✗\x1b[0m events/sqs.json") {
+		t.Errorf("terminal report lacks coloured marks:\n%s", tty.String())
+	}
+	// Columns line up once the colour codes are taken out.
+	plainTTY := strings.NewReplacer("\x1b[32m", "", "\x1b[31m", "", "\x1b[0m", "").Replace(tty.String())
+	col := func(line, cell string) int {
+		i := strings.Index(line, cell)
+		if i < 0 {
+			return -1
+		}
+		return len([]rune(line[:i]))
+	}
+	var header, direct, sqs string
+	for line := range strings.Lines(plainTTY) {
+		switch {
+		case strings.Contains(line, "TRIGGER"):
+			header = line
+		case strings.HasPrefix(line, "✓ events/direct.json"):
+			direct = line
+		case strings.HasPrefix(line, "✗ events/sqs.json"):
+			sqs = line
+		}
+	}
+	if c := col(header, "TRIGGER"); c < 0 || col(direct, "direct ") != c || col(sqs, "SQS ") != c {
+		t.Errorf("TRIGGER column not aligned:\n%s%s%s", header, direct, sqs)
+	}
+	if c := col(header, "LATENCY"); c < 0 || col(direct, "12ms") != c || col(sqs, "3ms") != c {
+		t.Errorf("LATENCY column not aligned:\n%s%s%s", header, direct, sqs)
+	}
+}
+
+func quote(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
