@@ -541,6 +541,7 @@ func TestParameterConstraints(t *testing.T) {
 		"JWT issuer over HTTP":      with("AuthMode", "JWT", "JwtIssuer", "http://issuer.example", "JwtAudience", "c"),
 		"bad secret TTL":            with("SecretTtl", "5 minutes"),
 		"unknown log level":         with("LogLevel", "trace"),
+		"four receives":             with("MaxReceiveCount", "4"),
 	} {
 		_, err := deploy(tmpl, params)
 		var refused *refusedError
