@@ -274,6 +274,7 @@ func between(lines []string, from, to string) []string {
 	return lines[start:]
 }
 
+// hasReportWith reports whether a line starts with prefix and contains substr.
 func hasReportWith(lines []string, prefix, substr string) bool {
 	for _, l := range lines {
 		if strings.HasPrefix(l, prefix) && strings.Contains(l, substr) {

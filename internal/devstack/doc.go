@@ -1,0 +1,37 @@
+// Package devstack runs the function locally the way Lambda runs it, without
+// Docker: the real bootstrap under AWS's Lambda Runtime Interface Emulator
+// (aws-lambda-rie), beside the local ZIM server (cmd/zimserver, seeded from
+// dev/zim-seed.json) and a local Secrets Manager (moto_server) holding the
+// demo secret. cmd/devstack (`make demo`, `make invoke`) and the end-to-end
+// tests in e2e/ are built on it.
+//
+// # Processes
+//
+// Start builds the bootstrap and the ZIM server under build/devstack/bin (go
+// build relinks only what changed), then starts each process in its own
+// process group, bound to 127.0.0.1 on free ports, and waits for each to be
+// ready by polling. Every process's output goes to a file under LogDir and
+// into memory: Function.Logs and InvokeResult.Logs hold the function's JSON
+// lines. Close stops everything, the bootstrap included (the emulator runs it
+// in a process group of its own and leaves it running when it is stopped),
+// and Processes with Running let tests check that nothing is left. On Linux
+// the direct children are also killed by the kernel if this process dies
+// without closing the stack.
+//
+// # The emulator
+//
+// The emulator starts the bootstrap on the first invocation (InvokeResult
+// reports that cold start), answers a function error as HTTP 200 with
+// errorType in the body, and fails on concurrent invocations, so Invoke
+// serialises them. AWS_LAMBDA_FUNCTION_TIMEOUT sets the deadline the handler
+// sees; past it the emulator answers "Task timed out", reported here as
+// Lambda does, with errorType Sandbox.Timedout.
+//
+// # Targets
+//
+// TargetLocal (the default) gives the function the contract's environment
+// pointing at the local services, and none of the caller's AWS or ZEGO
+// settings. TargetAWS (ZEGO_TARGET=aws) starts no local service and runs the
+// function with the caller's own environment: credentials chain, AWS_REGION,
+// ZEGO_SECRET_ID, and ZEGO_API_URL or the real ZEGO API by default.
+package devstack
