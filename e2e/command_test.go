@@ -35,9 +35,9 @@ func TestInvokeCommand(t *testing.T) {
 func TestInvokeCommandAWSTarget(t *testing.T) {
 	s := shared(t)
 	w := newWorld(t, s)
-	w.seed("ivan", peer("e2e-aws-target"))
+	w.seed("yuri", peer("e2e-aws-target"))
 	event := t.TempDir() + "/event.json"
-	if err := os.WriteFile(event, direct("ivan", "e2e-aws-target", 0), 0o644); err != nil {
+	if err := os.WriteFile(event, direct("yuri", "e2e-aws-target", 0), 0o644); err != nil {
 		t.Fatal(err)
 	}
 
@@ -61,7 +61,7 @@ func TestInvokeCommandAWSTarget(t *testing.T) {
 	if err := json.Unmarshal(stdout.Bytes(), &got); err != nil || got.Outcome != "deleted" {
 		t.Fatalf("stdout %q, want a deleted answer (%v)\n%s", stdout.String(), err, &stderr)
 	}
-	assertDeleted(t, w, got.RequestID, "ivan", peer("e2e-aws-target"))
+	assertDeleted(t, w, got.RequestID, "yuri", peer("e2e-aws-target"))
 	if strings.Contains(stderr.String(), "ZIM server") || strings.Contains(stderr.String(), "moto_server") {
 		t.Errorf("the aws target started local services:\n%s", &stderr)
 	}

@@ -21,11 +21,11 @@ func TestDeadlineShorterThanZEGO(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := newWorld(t, s)
-	w.seed("hank", peer("e2e-slow"), peer("e2e-fast"))
+	w.seed("xena", peer("e2e-slow"), peer("e2e-fast"))
 	w.inject(zimtest.Fault{Action: "DeleteConv", ConvID: "e2e-slow", Delay: 5 * time.Second, Times: 100})
 
 	t.Run("direct", func(t *testing.T) {
-		res := invoke(t, f, direct("hank", "e2e-slow", 0))
+		res := invoke(t, f, direct("xena", "e2e-slow", 0))
 		if !res.FunctionError || res.ErrorType != "Timeout" {
 			t.Errorf("answer %s (%s), want a Timeout function error from the function itself", res.Body, res.ErrorType)
 		}
@@ -36,8 +36,8 @@ func TestDeadlineShorterThanZEGO(t *testing.T) {
 
 	t.Run("SQS", func(t *testing.T) {
 		res := invoke(t, f, sqsBatch(t,
-			[2]string{"slow", string(direct("hank", "e2e-slow", 0))},
-			[2]string{"fast", string(direct("hank", "e2e-fast", 0))},
+			[2]string{"slow", string(direct("xena", "e2e-slow", 0))},
+			[2]string{"fast", string(direct("xena", "e2e-fast", 0))},
 		))
 		if got := batchFailures(t, res); !slices.Equal(got, []string{"slow"}) {
 			t.Errorf("batchItemFailures %q, want [slow]", got)
@@ -45,7 +45,7 @@ func TestDeadlineShorterThanZEGO(t *testing.T) {
 		if res.Latency >= deadline+500*time.Millisecond {
 			t.Errorf("answered after %v, want within the %v deadline", res.Latency, deadline)
 		}
-		if w.has("hank", peer("e2e-fast")) {
+		if w.has("xena", peer("e2e-fast")) {
 			t.Error("the fast record's conversation is still stored")
 		}
 		if line := outcomeLine(res, "messageId", "slow"); line == nil || line.String("outcome") != "timeout" {

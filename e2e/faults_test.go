@@ -12,10 +12,10 @@ import (
 func TestZEGOTemporaryErrorIsRetried(t *testing.T) {
 	s := shared(t)
 	w := newWorld(t, s)
-	w.seed("erin", peer("e2e-retry"))
+	w.seed("uma", peer("e2e-retry"))
 	w.inject(zimtest.Fault{Action: "DeleteConv", ConvID: "e2e-retry", Code: 1}) // "system error, retry"
 
-	got := directSuccess(t, invoke(t, s, direct("erin", "e2e-retry", 0)))
+	got := directSuccess(t, invoke(t, s, direct("uma", "e2e-retry", 0)))
 	if got.Outcome != "deleted" || got.Code != 0 {
 		t.Errorf("answer %+v, want deleted after a retry", got)
 	}
@@ -26,7 +26,7 @@ func TestZEGOTemporaryErrorIsRetried(t *testing.T) {
 	if reqs[0].Nonce == reqs[1].Nonce {
 		t.Error("the retry reused the first attempt's nonce")
 	}
-	if w.has("erin", peer("e2e-retry")) {
+	if w.has("uma", peer("e2e-retry")) {
 		t.Error("the conversation is still stored")
 	}
 }
@@ -34,11 +34,11 @@ func TestZEGOTemporaryErrorIsRetried(t *testing.T) {
 func TestZEGOPermanentErrorIsUpstreamError(t *testing.T) {
 	s := shared(t)
 	w := newWorld(t, s)
-	w.seed("erin", peer("e2e-permanent"))
+	w.seed("uma", peer("e2e-permanent"))
 	const code = 123456 // no class of its own: an unexpected code
 	w.inject(zimtest.Fault{Action: "DeleteConv", ConvID: "e2e-permanent", Code: code, Times: 2})
 
-	res := invoke(t, s, direct("erin", "e2e-permanent", 0))
+	res := invoke(t, s, direct("uma", "e2e-permanent", 0))
 	reqs := w.deletes()
 	if len(reqs) != 1 {
 		t.Fatalf("ZIM server saw %v, want one request (a permanent code is not retried)", reqs)
@@ -47,7 +47,7 @@ func TestZEGOPermanentErrorIsUpstreamError(t *testing.T) {
 		t.Errorf("direct: %s, want an UpstreamError naming code %d and RequestId %s", res.Body, code, reqs[0].RequestID)
 	}
 
-	resp := apiAnswer(t, invoke(t, s, httpAPI(t, direct("erin", "e2e-permanent", 0))))
+	resp := apiAnswer(t, invoke(t, s, httpAPI(t, direct("uma", "e2e-permanent", 0))))
 	var e apiError
 	if err := json.Unmarshal([]byte(resp.Body), &e); err != nil {
 		t.Fatal(err)
@@ -56,7 +56,7 @@ func TestZEGOPermanentErrorIsUpstreamError(t *testing.T) {
 	if resp.StatusCode != http.StatusBadGateway || e.Error.Code != "UpstreamError" || e.Error.ZegoCode != code || len(reqs) != 2 || e.Error.RequestID != reqs[1].RequestID {
 		t.Errorf("HTTP API: %d %s, want 502 UpstreamError with zegoCode %d and the ZIM server's RequestId (saw %v)", resp.StatusCode, resp.Body, code, reqs)
 	}
-	if !w.has("erin", peer("e2e-permanent")) {
+	if !w.has("uma", peer("e2e-permanent")) {
 		t.Error("the conversation is gone, yet ZEGO never accepted the deletion")
 	}
 }
@@ -66,9 +66,9 @@ func TestZEGOHTTP5xx(t *testing.T) {
 
 	t.Run("once, then success", func(t *testing.T) {
 		w := newWorld(t, s)
-		w.seed("erin", peer("e2e-500-once"))
+		w.seed("uma", peer("e2e-500-once"))
 		w.inject(zimtest.Fault{Action: "DeleteConv", ConvID: "e2e-500-once", HTTPStatus: http.StatusInternalServerError})
-		got := directSuccess(t, invoke(t, s, direct("erin", "e2e-500-once", 0)))
+		got := directSuccess(t, invoke(t, s, direct("uma", "e2e-500-once", 0)))
 		reqs := w.deletes()
 		if got.Outcome != "deleted" || len(reqs) != 2 || reqs[0].HTTPStatus != 500 || reqs[1].Code != 0 {
 			t.Errorf("answer %+v after %v, want deleted on the second attempt", got, reqs)
@@ -77,9 +77,9 @@ func TestZEGOHTTP5xx(t *testing.T) {
 
 	t.Run("every attempt", func(t *testing.T) {
 		w := newWorld(t, s)
-		w.seed("erin", peer("e2e-503"))
+		w.seed("uma", peer("e2e-503"))
 		w.inject(zimtest.Fault{Action: "DeleteConv", ConvID: "e2e-503", HTTPStatus: http.StatusServiceUnavailable, Times: 100})
-		resp := apiAnswer(t, invoke(t, s, httpAPI(t, direct("erin", "e2e-503", 0))))
+		resp := apiAnswer(t, invoke(t, s, httpAPI(t, direct("uma", "e2e-503", 0))))
 		reqs := w.deletes()
 		if resp.StatusCode != http.StatusBadGateway || !strings.Contains(resp.Body, `"UpstreamError"`) {
 			t.Errorf("HTTP API: %d %s, want 502 UpstreamError after retries", resp.StatusCode, resp.Body)
@@ -92,7 +92,7 @@ func TestZEGOHTTP5xx(t *testing.T) {
 				t.Errorf("ZIM server answered %v, want the fault's 503", r)
 			}
 		}
-		if !w.has("erin", peer("e2e-503")) {
+		if !w.has("uma", peer("e2e-503")) {
 			t.Error("the conversation is gone")
 		}
 	})

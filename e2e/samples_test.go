@@ -98,6 +98,46 @@ func TestSampleEvents(t *testing.T) {
 			t.Errorf("log line for %s = %v, want outcome invalid_request naming ConvType", bad, line)
 		}
 	})
+
+	t.Run("all-conversations.json", func(t *testing.T) {
+		w := newWorld(t, s)
+		w.seed("erin", peer("e2e-all-1"), group("#e2e-all-2"))
+		before, err := w.admin.Conversations(t.Context(), w.app, "erin")
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := invoke(t, s, sample(t, "all-conversations.json"))
+		if res.FunctionError {
+			t.Fatalf("function error %s: %s", res.ErrorType, res.ErrorMessage)
+		}
+		var got struct {
+			FromUserID                      string `json:"FromUserId"`
+			Outcome                         string
+			Complete                        bool
+			Deleted, AlreadyDeleted, Failed int
+		}
+		if err := json.Unmarshal(res.Body, &got); err != nil {
+			t.Fatalf("answer %s: %v", res.Body, err)
+		}
+		if got.FromUserID != "erin" || got.Outcome != "deleted" || !got.Complete || got.Deleted != len(before) || got.Failed != 0 {
+			t.Errorf("answer %s, want erin's %d conversations deleted, complete", res.Body, len(before))
+		}
+		if after, _ := w.admin.Conversations(t.Context(), w.app, "erin"); len(after) != 0 {
+			t.Errorf("erin still has %v", after)
+		}
+		var deleted []string
+		for _, r := range w.deletes() {
+			if r.FromUserID != "erin" || r.Code != 0 {
+				t.Errorf("ZIM server saw %v, want erin's deletions answered 0", r)
+			}
+			deleted = append(deleted, r.ConvID)
+		}
+		for _, c := range before {
+			if !slices.Contains(deleted, c.ConvID) {
+				t.Errorf("no DeleteConv for erin's %q", c.ConvID)
+			}
+		}
+	})
 }
 
 // assertDeleted checks that the ZIM server saw exactly one DeleteConv, for

@@ -21,8 +21,8 @@ import (
 func TestSecretRotation(t *testing.T) {
 	s := shared(t)
 	w := newWorld(t, s)
-	w.seed("frank", peer("e2e-before"), peer("e2e-after"))
-	directSuccess(t, invoke(t, s, direct("frank", "e2e-before", 0))) // the old secret is now cached
+	w.seed("vic", peer("e2e-before"), peer("e2e-after"))
+	directSuccess(t, invoke(t, s, direct("vic", "e2e-before", 0))) // the old secret is now cached
 
 	var b [16]byte
 	_, _ = rand.Read(b[:])
@@ -40,7 +40,7 @@ func TestSecretRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	res := invoke(t, s, direct("frank", "e2e-after", 0))
+	res := invoke(t, s, direct("vic", "e2e-after", 0))
 	got := directSuccess(t, res)
 	if got.Outcome != "deleted" {
 		t.Errorf("answer after rotation %+v, want deleted", got)
@@ -49,7 +49,7 @@ func TestSecretRotation(t *testing.T) {
 	if len(reqs) != 2 || reqs[0].SignatureValid || reqs[0].Code != 100000005 || !reqs[1].SignatureValid || reqs[1].Code != 0 {
 		t.Errorf("ZIM server saw %v after the rotation, want a stale signature (100000005), then a valid one", reqs)
 	}
-	if w.has("frank", peer("e2e-after")) {
+	if w.has("vic", peer("e2e-after")) {
 		t.Error("the conversation is still stored")
 	}
 	for _, line := range s.Function().Output() {
@@ -72,14 +72,14 @@ func TestMissingSecret(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := newWorld(t, s)
-	w.seed("gina", peer("e2e-kept"))
+	w.seed("wes", peer("e2e-kept"))
 
-	res := invoke(t, f, direct("gina", "e2e-kept", 0))
+	res := invoke(t, f, direct("wes", "e2e-kept", 0))
 	if !res.FunctionError || res.ErrorType != "ConfigurationError" {
 		t.Errorf("direct: %s, want a ConfigurationError", res.Body)
 	}
 
-	resp := apiAnswer(t, invoke(t, f, httpAPI(t, direct("gina", "e2e-kept", 0))))
+	resp := apiAnswer(t, invoke(t, f, httpAPI(t, direct("wes", "e2e-kept", 0))))
 	var e apiError
 	if err := json.Unmarshal([]byte(resp.Body), &e); err != nil {
 		t.Fatal(err)
@@ -91,7 +91,7 @@ func TestMissingSecret(t *testing.T) {
 		t.Errorf("HTTP API body %s names the secret: the details belong in the log only", resp.Body)
 	}
 
-	sqs := invoke(t, f, sqsBatch(t, [2]string{"m-1", string(direct("gina", "e2e-kept", 0))}))
+	sqs := invoke(t, f, sqsBatch(t, [2]string{"m-1", string(direct("wes", "e2e-kept", 0))}))
 	if got := batchFailures(t, sqs); len(got) != 1 || got[0] != "m-1" {
 		t.Errorf("SQS: batchItemFailures %q, want the record", got)
 	}
@@ -99,7 +99,7 @@ func TestMissingSecret(t *testing.T) {
 	if reqs := w.deletes(); len(reqs) != 0 {
 		t.Errorf("ZIM server saw %v, want nothing", reqs)
 	}
-	if !w.has("gina", peer("e2e-kept")) {
+	if !w.has("wes", peer("e2e-kept")) {
 		t.Error("the conversation is gone")
 	}
 	if line := outcomeLine(res, "", ""); line == nil || line.String("outcome") != "configuration_error" {

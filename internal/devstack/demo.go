@@ -64,7 +64,12 @@ type successBody struct {
 	Message   string `json:"Message"`
 	RequestID string `json:"RequestId"`
 	Outcome   string `json:"Outcome"`
-	Error     *struct {
+	// An AllConversations request's summary.
+	Complete       *bool `json:"Complete"`
+	Deleted        int   `json:"Deleted"`
+	AlreadyDeleted int   `json:"AlreadyDeleted"`
+	Failed         int   `json:"Failed"`
+	Error          *struct {
 		Code      string `json:"code"`
 		Message   string `json:"message"`
 		Field     string `json:"field"`
@@ -74,6 +79,18 @@ type successBody struct {
 }
 
 func succeeded(outcome string) bool { return outcome == "deleted" || outcome == "already_deleted" }
+
+// outcomeText is the answer's outcome, with an AllConversations summary.
+func (b successBody) outcomeText() string {
+	if b.Complete == nil {
+		return b.Outcome
+	}
+	s := fmt.Sprintf("%s (%d conversations deleted, %d already deleted, %d failed", b.Outcome, b.Deleted, b.AlreadyDeleted, b.Failed)
+	if !*b.Complete {
+		s += ", not complete"
+	}
+	return s + ")"
+}
 
 // Evaluate compares one invocation's answer with what the sample should get.
 func Evaluate(s Sample, inv InvokeResult, err error) Result {
@@ -116,7 +133,7 @@ func evalDirect(r *Result) {
 		r.Outcome, r.Detail = "unexpected answer", snippet(inv.Body)
 		return
 	}
-	r.Outcome, r.ZegoCode, r.ZegoRequestID = b.Outcome, b.Code, b.RequestID
+	r.Outcome, r.ZegoCode, r.ZegoRequestID = b.outcomeText(), b.Code, b.RequestID
 	r.OK = want == nil && succeeded(b.Outcome)
 }
 
@@ -159,7 +176,7 @@ func evalAPI(r *Result) {
 	if b.Error != nil {
 		r.Outcome, r.Detail, r.ZegoCode, r.ZegoRequestID = b.Error.Code, b.Error.Message, b.Error.ZegoCode, b.Error.RequestID
 	} else {
-		r.Outcome, r.ZegoCode, r.ZegoRequestID = b.Outcome, b.Code, b.RequestID
+		r.Outcome, r.ZegoCode, r.ZegoRequestID = b.outcomeText(), b.Code, b.RequestID
 	}
 	if want == nil {
 		r.OK = resp.StatusCode == http.StatusOK && succeeded(b.Outcome)
@@ -359,7 +376,11 @@ func WriteReport(w io.Writer, info DemoInfo, results []Result, reqs []zimtest.Re
 		tw := tabwriter.NewWriter(&table, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "  ACTION\tFROM USER\tCONV\tTYPE\tHTTP\tCODE\tREQUEST ID\tFAULT")
 		for _, q := range reqs {
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\n", q.Action, q.FromUserID, q.ConvID, q.ConvType, q.HTTPStatus, q.Code, orDash(q.RequestID), q.Fault)
+			convType := "-"
+			if q.ConvID != "" {
+				convType = strconv.Itoa(int(q.ConvType))
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", q.Action, q.FromUserID, orDash(q.ConvID), convType, q.HTTPStatus, q.Code, orDash(q.RequestID), q.Fault)
 		}
 		if err := tw.Flush(); err != nil {
 			return err
@@ -367,7 +388,11 @@ func WriteReport(w io.Writer, info DemoInfo, results []Result, reqs []zimtest.Re
 		p.linef("%s", strings.TrimSuffix(paint(table.String()), "\n"))
 	} else {
 		for _, q := range reqs {
-			line := fmt.Sprintf("  %s FromUserId=%s ConvId=%s ConvType=%d: HTTP %d, Code %d", q.Action, q.FromUserID, q.ConvID, q.ConvType, q.HTTPStatus, q.Code)
+			line := fmt.Sprintf("  %s FromUserId=%s", q.Action, q.FromUserID)
+			if q.ConvID != "" {
+				line += fmt.Sprintf(" ConvId=%s ConvType=%d", q.ConvID, q.ConvType)
+			}
+			line += fmt.Sprintf(": HTTP %d, Code %d", q.HTTPStatus, q.Code)
 			if q.RequestID != "" {
 				line += ", RequestId " + q.RequestID
 			}

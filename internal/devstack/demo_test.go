@@ -56,6 +56,7 @@ func TestEvaluate(t *testing.T) {
 			Logs: []devstack.LogRecord{outcomeLog("outcome", "upstream_error", "zegoCode", 5.0, "zegoRequestId", "r9")}}, nil, false, "UpstreamError", "5"},
 		{"direct invalid as expected", sampleOf("d.json", invalid), devstack.InvokeResult{FunctionError: true, ErrorType: "InvalidRequest"}, nil, true, "InvalidRequest", ""},
 		{"direct invalid but deleted", sampleOf("d.json", invalid), devstack.InvokeResult{Body: []byte(`{"Code":0,"Outcome":"deleted"}`)}, nil, false, "deleted", "0"},
+		{"all conversations", sampleOf("a.json", `{"FromUserId": "erin", "AllConversations": true}`), devstack.InvokeResult{Body: []byte(`{"FromUserId":"erin","Outcome":"deleted","Complete":true,"Deleted":12,"AlreadyDeleted":1,"Failed":0}`)}, nil, true, "deleted (12 conversations deleted, 1 already deleted, 0 failed)", ""},
 		{"invocation failed", sampleOf("d.json", valid), devstack.InvokeResult{}, errors.New("emulator gone"), false, "invocation failed", ""},
 		{"HTTP API 200", sampleOf("h.json", httpEvent("POST", valid)), devstack.InvokeResult{Body: []byte(ok200)}, nil, true, "deleted", "0"},
 		{"HTTP API 400 as expected", sampleOf("h.json", httpEvent("POST", invalid)), devstack.InvokeResult{Body: []byte(bad400)}, nil, true, "InvalidRequest", ""},
