@@ -27,7 +27,16 @@ var (
 	echofn    string
 	fakezim   string
 	buildErr  error
+	buildDir  string
 )
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
+	os.Exit(code)
+}
 
 func standIns(t *testing.T) (root, fn, zim string) {
 	t.Helper()
@@ -41,6 +50,7 @@ func standIns(t *testing.T) (root, fn, zim string) {
 			buildErr = err
 			return
 		}
+		buildDir = dir
 		echofn = filepath.Join(dir, "echofn")
 		fakezim = filepath.Join(dir, "fakezim")
 		for pkg, out := range map[string]string{"./internal/devstack/testdata/echofn": echofn, "./internal/devstack/testdata/fakezim": fakezim} {
