@@ -19,7 +19,7 @@ LAMBDA_BUILD := CGO_ENABLED=0 $(GO) build -tags $(LAMBDA_TAGS) -trimpath -ldflag
 EVENT ?= events/direct.json
 FUZZTIME ?= 30s
 
-.PHONY: help build build-DeleteConvFunction tools check-python test lint demo invoke bench fuzz deploy clean
+.PHONY: help build build-DeleteConvFunction tools check-python check-moto test lint demo invoke bench fuzz deploy clean
 
 help: ## list targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-28s %s\n", $$1, $$2}'
@@ -46,6 +46,9 @@ check-python: ## the image's Python tools the tests need (they cannot be install
 	python3 -c 'import samtranslator, boto3' 2>/dev/null || missing="$$missing python3:samtranslator/boto3"; \
 	if [ -n "$$missing" ]; then echo "missing:$$missing (they ship in the machine image's Python; see README 'Requirements')"; exit 1; fi
 
+check-moto:
+	@command -v moto_server >/dev/null || { echo "missing: moto_server (pip install 'moto[server]'; see README 'Requirements')"; exit 1; }
+
 test: tools check-python ## run every test: unit, Secrets Manager via moto, template checks, end-to-end via the emulator
 	$(GO) vet ./...
 	PATH="$(BIN):$$PATH" $(GO) test -count=1 ./...
@@ -55,10 +58,10 @@ lint: tools check-python ## go vet, staticcheck, cfn-lint
 	$(BIN)/staticcheck ./...
 	cfn-lint template.yaml
 
-demo: tools check-python ## run every sample event through the real bootstrap under the Lambda emulator, locally
+demo: tools check-moto ## run every sample event through the real bootstrap under the Lambda emulator, locally
 	PATH="$(BIN):$$PATH" $(GO) run ./cmd/devstack demo
 
-invoke: tools check-python ## invoke one event (EVENT=events/sqs.json), print the raw response; ZEGO_TARGET=aws for real AWS/ZEGO
+invoke: tools ## invoke one event (EVENT=events/sqs.json), print the raw response; ZEGO_TARGET=aws for real AWS/ZEGO
 	PATH="$(BIN):$$PATH" $(GO) run ./cmd/devstack invoke -event $(EVENT)
 
 bench: tools check-python ## Go benchmarks and the local-stack performance measurements

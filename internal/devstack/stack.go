@@ -256,16 +256,7 @@ func (s *Stack) startMoto(ctx context.Context) error {
 		return fmt.Errorf("devstack: %w", err)
 	}
 	s.motoLog = f
-	// moto_server inherits the caller's environment, and the boto inside it
-	// fails every request when AWS_PROFILE names a profile it cannot find:
-	// give it an empty default profile of its own.
-	awsConfig := filepath.Join(s.cfg.LogDir, "moto_server.aws-config")
-	if err := os.WriteFile(awsConfig, []byte("[default]\n"), 0o644); err != nil {
-		return fmt.Errorf("devstack: %w", err)
-	}
 	s.moto, err = motoserver.Start(ctx,
-		motoserver.WithEnv("AWS_PROFILE=default", "AWS_DEFAULT_PROFILE=default",
-			"AWS_CONFIG_FILE="+awsConfig, "AWS_SHARED_CREDENTIALS_FILE="+os.DevNull),
 		motoserver.WithOutput(f, f),
 		motoserver.WithReadyTimeout(s.cfg.StartTimeout),
 		motoserver.WithStopGrace(s.cfg.StopGrace))

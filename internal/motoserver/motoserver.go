@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -136,7 +137,7 @@ func start(ctx context.Context, bin string, o options) (*Server, error) {
 	}
 	cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", strconv.Itoa(port))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Env = append(os.Environ(), o.env...)
+	cmd.Env = append(childEnv(os.Environ()), o.env...)
 	if o.stdout != nil {
 		cmd.Stdout = o.stdout
 	}
@@ -162,6 +163,20 @@ func start(ctx context.Context, bin string, o options) (*Server, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// childEnv is the caller's environment without its AWS settings: the boto
+// inside moto_server fails every request when, say, AWS_PROFILE names a
+// profile it cannot find, and a local server has no use for the caller's
+// account. The caller's AWS files are hidden for the same reason.
+func childEnv(env []string) []string {
+	out := make([]string, 0, len(env)+2)
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, "AWS_") {
+			out = append(out, kv)
+		}
+	}
+	return append(out, "AWS_CONFIG_FILE="+os.DevNull, "AWS_SHARED_CREDENTIALS_FILE="+os.DevNull)
 }
 
 // waitReady polls the server until it answers HTTP with any status.
