@@ -116,3 +116,67 @@ func TestWiringConfigurationErrorFailsEveryInvocation(t *testing.T) {
 		}
 	}
 }
+
+// TestWiringSecretsManagerAccessDenied: the function's role may not read the
+// secret. moto enforces IAM here; the answer is a configuration error that
+// says what to check, on every trigger, and the SQS record goes back to the queue.
+func TestWiringSecretsManagerAccessDenied(t *testing.T) {
+	moto := motoserver.StartT(t)
+	for _, kv := range moto.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	awsCfg, err := moto.AWSConfig(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sm := secretsmanager.NewFromConfig(awsCfg)
+	if _, err := sm.CreateSecret(t.Context(), &secretsmanager.CreateSecretInput{Name: aws.String("zim/locked"),
+		SecretString: aws.String(`{"AppId": 1234567890, "ServerSecret": "` + testSecret + `"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	keyID, key, err := moto.CreateIAMUser(t.Context(), "deleteconv-without-policy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := moto.EnforceIAM(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("AWS_ACCESS_KEY_ID", keyID)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", key)
+
+	srv := zimtest.NewServer(zimtest.WithApp(testAppID, testSecret))
+	t.Cleanup(srv.Close)
+	srv.Seed(testAppID, "alice", peer("bob"))
+	cfg, err := config.Load(func(k string) string {
+		return map[string]string{"ZEGO_SECRET_ID": "zim/locked", "ZEGO_API_URL": srv.URL}[k]
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	h := build(t.Context(), cfg, nil, slog.New(slog.NewJSONHandler(logs, nil)), logs)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+
+	_, err = h.Invoke(ctx, []byte(body("alice", "bob", 0)))
+	ie := functionError(t, err)
+	t.Logf("access denied: %s", ie.Message)
+	if ie.Type != "ConfigurationError" || !strings.Contains(ie.Message, "zim/locked") {
+		t.Errorf("direct: got %+v, want a ConfigurationError naming the secret", ie)
+	}
+	out, err := h.Invoke(ctx, sqsEvent(t, sqsRecord{id: "m-1", body: body("alice", "bob", 0)}))
+	if got := decodeSQS(t, out, err); len(got) != 1 || got[0] != "m-1" {
+		t.Errorf("SQS: batchItemFailures = %v, want m-1", got)
+	}
+	out, err = h.Invoke(ctx, httpAPIEvent(t, httpEvent{method: "POST", path: "/conversations/delete", body: body("alice", "bob", 0)}))
+	if a := decodeHTTPAPI(t, out, err); a.status != 500 {
+		t.Errorf("HTTP API: status %d, want 500", a.status)
+	}
+	if n := len(srv.Requests()); n != 0 {
+		t.Errorf("%d requests reached ZEGO without credentials", n)
+	}
+	if strings.Contains(logs.String(), testSecret) || strings.Contains(logs.String(), key) {
+		t.Errorf("a secret reached the logs")
+	}
+}
