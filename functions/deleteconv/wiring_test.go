@@ -16,10 +16,10 @@ import (
 	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim/zimtest"
 )
 
-// TestWiringThroughSecretsManager builds the handler exactly as main does,
-// from the environment, against moto's Secrets Manager (the real AWS
-// protocol) and a zimtest server.
-func TestWiringThroughSecretsManager(t *testing.T) {
+// motoForFunction starts a moto_server and points this process's environment
+// at it, as the function's would be; create makes a secret in it.
+func motoForFunction(t *testing.T) (*motoserver.Server, *secretsmanager.Client, func(name, value string)) {
+	t.Helper()
 	moto := motoserver.StartT(t)
 	for _, kv := range moto.Env() {
 		k, v, _ := strings.Cut(kv, "=")
@@ -36,6 +36,14 @@ func TestWiringThroughSecretsManager(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	return moto, sm, create
+}
+
+// TestWiringThroughSecretsManager builds the handler exactly as main does,
+// from the environment, against moto's Secrets Manager (the real AWS
+// protocol) and a zimtest server.
+func TestWiringThroughSecretsManager(t *testing.T) {
+	moto, sm, create := motoForFunction(t)
 	create("zim/good", `{"AppId": 1234567890, "ServerSecret": "`+testSecret+`"}`)
 	create("zim/bad", `{"AppId": "12x", "ServerSecret": "`+testSecret+`"}`)
 
@@ -91,7 +99,7 @@ func TestWiringThroughSecretsManager(t *testing.T) {
 	// Secrets Manager gone: unavailable, and the next invocation tries again.
 	down := handler("zim/good")
 	moto.Stop()
-	_, err = call(down, body("alice", "dave", 0))
+	_, err := call(down, body("alice", "dave", 0))
 	if ie := functionError(t, err); ie.Type != "Unavailable" {
 		t.Errorf("Secrets Manager down: got %+v, want Unavailable", ie)
 	}
@@ -121,20 +129,8 @@ func TestWiringConfigurationErrorFailsEveryInvocation(t *testing.T) {
 // secret. moto enforces IAM here; the answer is a configuration error that
 // says what to check, on every trigger, and the SQS record goes back to the queue.
 func TestWiringSecretsManagerAccessDenied(t *testing.T) {
-	moto := motoserver.StartT(t)
-	for _, kv := range moto.Env() {
-		k, v, _ := strings.Cut(kv, "=")
-		t.Setenv(k, v)
-	}
-	awsCfg, err := moto.AWSConfig(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	sm := secretsmanager.NewFromConfig(awsCfg)
-	if _, err := sm.CreateSecret(t.Context(), &secretsmanager.CreateSecretInput{Name: aws.String("zim/locked"),
-		SecretString: aws.String(`{"AppId": 1234567890, "ServerSecret": "` + testSecret + `"}`)}); err != nil {
-		t.Fatal(err)
-	}
+	moto, _, create := motoForFunction(t)
+	create("zim/locked", `{"AppId": 1234567890, "ServerSecret": "`+testSecret+`"}`)
 	keyID, key, err := moto.CreateIAMUser(t.Context(), "deleteconv-without-policy")
 	if err != nil {
 		t.Fatal(err)
