@@ -41,7 +41,6 @@ type Cache struct {
 	creds       zim.Credentials
 	have        bool      // creds holds a successfully fetched value
 	fetchedAt   time.Time // when creds was fetched
-	lastAttempt time.Time // when the latest fetch started, successful or not
 	lastRefresh time.Time // when the latest fetch started by Refresh started
 	inflight    *call
 	fetches     int
@@ -176,7 +175,6 @@ func (c *Cache) startLocked(ctx context.Context) *call {
 	cl := &call{done: make(chan struct{})}
 	c.inflight = cl
 	c.fetches++
-	c.lastAttempt = c.now()
 	// Detached from the caller's cancellation (others may join), bounded by
 	// the fetch timeout; request-scoped values are kept.
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.fetchTimeout)
