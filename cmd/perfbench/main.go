@@ -1,0 +1,118 @@
+// Command perfbench measures the function the way Lambda runs it, side by side
+// with a hello-world aws-lambda-go function (cmd/perfbench/hello) built the
+// same way, and prints one markdown table, also written to
+// build/perfbench/results.md:
+//
+//   - cold start: first-invocation latency under the Lambda Runtime Interface
+//     Emulator, from the invocation that starts the process to its answer
+//     (secret fetch from the local Secrets Manager included), each time in a
+//     fresh emulator;
+//   - warm per-message overhead: direct invocations spaced so the rate limiter
+//     never waits, minus the time the function spent in the ZEGO call;
+//   - sustained DeleteConv throughput with the default rate budget (20/s), as
+//     the ZIM server's request log timed it, and its throttled answers;
+//   - peak RSS of the bootstrap over those messages (VmHWM);
+//   - the linux/arm64 binary sizes.
+//
+// Usage:
+//
+//	perfbench [-cold 10] [-warm 30] [-messages 200] [-out build/perfbench/results.md]
+//
+// `make bench` runs it after the Go benchmarks. It needs aws-lambda-rie
+// (`make tools`) and moto_server, binds only to 127.0.0.1, and stops every
+// process it started on exit, failure or Ctrl-C. See docs/performance.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/zim-deleteconv/zim-deleteconv/internal/devstack"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-ctx.Done()
+		stop() // a second signal kills the process at once
+	}()
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		os.Exit(0)
+	case err != nil && ctx.Err() != nil:
+		fmt.Fprintln(os.Stderr, "perfbench: interrupted; every process it started is stopped")
+		os.Exit(130)
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "perfbench:", err)
+		os.Exit(1)
+	}
+}
+
+// options are the command line's settings.
+type options struct {
+	cold     int    // cold starts measured per function (after one discarded warm-up)
+	warm     int    // warm invocations measured per function
+	messages int    // SQS messages of the throughput run, in batches of 10
+	out      string // where the results go, besides stdout
+}
+
+func parseOptions(args []string, stderr io.Writer, root string) (options, error) {
+	fs := flag.NewFlagSet("perfbench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o options
+	fs.IntVar(&o.cold, "cold", 10, "cold starts per function, each in a fresh emulator")
+	fs.IntVar(&o.warm, "warm", 30, "warm direct invocations per function, 100 ms apart")
+	fs.IntVar(&o.messages, "messages", 200, "SQS messages of the throughput and memory run, in batches of 10")
+	fs.StringVar(&o.out, "out", filepath.Join(root, "build", "perfbench", "results.md"), "file the results table is written to")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	switch {
+	case fs.NArg() > 0:
+		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
+	case o.cold < 1, o.warm < 1, o.messages < 1:
+		return o, errors.New("-cold, -warm and -messages must be at least 1")
+	}
+	return o, nil
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	root, err := devstack.FindRoot(".")
+	if err != nil {
+		return err
+	}
+	opt, err := parseOptions(args, stderr, root)
+	if err != nil {
+		return err
+	}
+	b := &bench{opt: opt, root: root, dir: filepath.Join(root, "build", "perfbench"), progress: stderr}
+	defer b.close()
+	res, err := b.measure(ctx)
+	if err != nil {
+		return err
+	}
+	if err := b.close(); err != nil {
+		return err
+	}
+	out := report(res, opt)
+	if _, err := io.WriteString(stdout, out); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(opt.out), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(opt.out, []byte(out), 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "perfbench: written to %s\n", opt.out)
+	return nil
+}
