@@ -66,6 +66,7 @@ invoke: tools ## invoke one event (EVENT=events/sqs.json), print the raw respons
 
 bench: tools check-python ## Go benchmarks and the local-stack performance measurements
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+	PATH="$(BIN):$$PATH" $(GO) run ./cmd/perfbench
 
 fuzz: ## run every fuzz target for FUZZTIME each (default 30s); seeds also run in make test
 	@for pkg in $$($(GO) list ./...); do \
