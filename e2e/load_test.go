@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -65,7 +66,8 @@ func loadMessages(n int) []loadMessage {
 // queue would, until only the invalid messages are left. No message may be
 // lost: each valid one ends deleted or already deleted (the ZIM server's
 // store and request log agree), each invalid one stays reported failed and
-// never reaches ZEGO. Throughput and throttled answers are logged, not asserted.
+// never reaches ZEGO, and the function's output holds no secret. Throughput
+// and throttled answers are logged, not asserted.
 func TestLoadSQS(t *testing.T) {
 	s, err := devstack.Start(t.Context(), config("load", devstack.FunctionConfig{}))
 	if err != nil {
@@ -203,6 +205,14 @@ func TestLoadSQS(t *testing.T) {
 	for _, r := range reqs {
 		if r.ConvID == "x" || r.ConvID == "" {
 			t.Errorf("an invalid message reached the ZIM server: %v", r)
+		}
+	}
+
+	// Under load too, the function never writes the ServerSecret or a signed query.
+	secret := seedSecret(t)
+	for _, line := range s.Function().Output() {
+		if strings.Contains(line, secret) || strings.Contains(line, "Signature=") {
+			t.Fatalf("the function wrote the ServerSecret or a signature: %.200s", line)
 		}
 	}
 
