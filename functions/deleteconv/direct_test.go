@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -66,18 +67,41 @@ func TestUnsupportedEvents(t *testing.T) {
 	}
 }
 
-func TestPanicBecomesAClearFunctionError(t *testing.T) {
+func TestPanicBecomesAClearError(t *testing.T) {
 	t.Parallel()
-	hs := newHarness(t)
-	hs.h.zim = panicZIM{}
-	_, err := hs.invoke([]byte(body("alice", "bob", 0)), time.Second)
-	ie := functionError(t, err)
-	if ie.Type != "InternalError" || len(ie.StackTrace) != 0 || strings.Contains(ie.Message, "goroutine") {
-		t.Fatalf("got %+v", ie)
-	}
-	if !strings.Contains(hs.logs.String(), "panic while handling an event") {
-		t.Errorf("the panic was not logged")
-	}
+	t.Run("direct", func(t *testing.T) {
+		t.Parallel()
+		hs := newHarness(t)
+		hs.h.zim = panicZIM{}
+		_, err := hs.invoke([]byte(body("alice", "bob", 0)), time.Second)
+		ie := functionError(t, err)
+		if ie.Type != "InternalError" || len(ie.StackTrace) != 0 || strings.Contains(ie.Message, "goroutine") {
+			t.Fatalf("got %+v", ie)
+		}
+		if !strings.Contains(hs.logs.String(), "panic while handling an event") {
+			t.Errorf("the panic was not logged")
+		}
+	})
+	t.Run("sqs worker", func(t *testing.T) {
+		t.Parallel()
+		hs := newHarness(t)
+		hs.h.zim = panicZIM{}
+		out, err := hs.invoke(sqsEvent(t, sqsRecord{id: "m-1", body: body("alice", "bob", 0)}, sqsRecord{id: "m-2", body: allBody}), time.Second)
+		if got := decodeSQS(t, out, err); !slices.Equal(got, []string{"m-1", "m-2"}) {
+			t.Fatalf("batchItemFailures = %v", got)
+		}
+	})
+	t.Run("job worker", func(t *testing.T) {
+		t.Parallel()
+		hs := newHarness(t)
+		seedMany(hs, 3)
+		hs.h.zim = panicOnDelete{hs.h.zim}
+		a := hs.invokeHTTP("http_api", httpEvent{method: "POST", path: "/conversations/delete", body: allBody})
+		e, _ := a.body["error"].(map[string]any)
+		if a.status != 500 || e["code"] != "InternalError" || !strings.Contains(e["message"].(string), "3 of FromUserId's conversations could not be deleted") {
+			t.Fatalf("got %d %v", a.status, a.body)
+		}
+	})
 }
 
 func TestEMFMetricLines(t *testing.T) {

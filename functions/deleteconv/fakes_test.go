@@ -21,3 +21,10 @@ func (panicZIM) QueryConversationList(context.Context, string, int, int64) (*zim
 var errFuzzNoNetwork = &zim.ValidationError{Field: "fuzz", Rule: "no network in fuzzing"}
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// panicOnDelete lists through the real client and panics on every deletion.
+type panicOnDelete struct{ ZIM }
+
+func (panicOnDelete) DeleteConversation(context.Context, zim.DeleteConvRequest) (*zim.Response, error) {
+	panic("nil map write")
+}

@@ -44,7 +44,7 @@ func NewHandler(z ZIM, log *slog.Logger, metrics *Metrics, callerClaim string, s
 // Invoke implements lambda.Handler: it detects the trigger from the raw event,
 // then answers the way that trigger expects.
 func (h *Handler) Invoke(ctx context.Context, payload []byte) (out []byte, err error) {
-	inv := &invocation{h: h, started: time.Now()}
+	inv := &invocation{h: h}
 	if lc, ok := lambdacontext.FromContext(ctx); ok {
 		inv.requestID = lc.AwsRequestID
 	}
@@ -52,8 +52,7 @@ func (h *Handler) Invoke(ctx context.Context, payload []byte) (out []byte, err e
 		if p := recover(); p != nil {
 			// A panic is a bug; answer with a clear function error rather than
 			// letting the runtime print a stack trace to the caller.
-			h.log.Error("panic while handling an event", "requestId", inv.requestID, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-			out, err = nil, messages.InvokeResponse_Error{Type: "InternalError", Message: "internal error while handling the event; see the function's logs (request id " + inv.requestID + ")"}
+			out, err = nil, invokeError(InternalError, describe(inv.panicked(p)))
 		}
 		h.metrics.Flush(&inv.counts)
 	}()
@@ -93,7 +92,6 @@ func workContext(ctx context.Context) (context.Context, context.CancelFunc) {
 type invocation struct {
 	h         *Handler
 	requestID string
-	started   time.Time
 	counts    outcomeCounts
 }
 
@@ -105,8 +103,14 @@ type result struct {
 	job     *jobSummary // AllConversations requests only
 }
 
-// process performs one valid request.
-func (inv *invocation) process(ctx context.Context, req Request) result {
+// process performs one valid request. It runs on worker goroutines too,
+// where a panic would end the process: it is recovered here as well.
+func (inv *invocation) process(ctx context.Context, req Request) (r result) {
+	defer func() {
+		if p := recover(); p != nil {
+			r = result{outcome: InternalError, err: inv.panicked(p)}
+		}
+	}()
 	if err := inv.h.setupErr; err != nil {
 		return result{outcome: ConfigurationError, err: err}
 	}
@@ -115,6 +119,13 @@ func (inv *invocation) process(ctx context.Context, req Request) result {
 	}
 	resp, err := inv.h.zim.DeleteConversation(ctx, req.Delete)
 	return result{outcome: classify(ctx, err), resp: resp, err: err}
+}
+
+// panicked logs a recovered panic with its stack and returns the error the
+// caller sees (without the stack).
+func (inv *invocation) panicked(p any) error {
+	inv.h.log.Error("panic while handling an event", "requestId", inv.requestID, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+	return fmt.Errorf("internal error while handling the event; see the function's logs (request id %s)", inv.requestID)
 }
 
 // record logs one request outcome and counts it for the metrics.

@@ -163,9 +163,9 @@ func (inv *invocation) deleteEach(ctx context.Context, user string, convs []zim.
 			defer wg.Done()
 			for i := range jobs {
 				c := convs[i]
-				_, err := inv.h.zim.DeleteConversation(ctx, zim.DeleteConvRequest{FromUserID: user, ConvID: c.ConvID, ConvType: c.ConvType})
-				out[i] = convResult{convID: c.ConvID, outcome: classify(ctx, err), err: err}
-				if err != nil && !out[i].outcome.Success() {
+				r := inv.process(ctx, Request{FromUserID: user, Delete: zim.DeleteConvRequest{FromUserID: user, ConvID: c.ConvID, ConvType: c.ConvType}})
+				out[i] = convResult{convID: c.ConvID, outcome: r.outcome, err: r.err}
+				if err := r.err; err != nil && !r.outcome.Success() {
 					inv.h.log.Debug("conversation not deleted", "requestId", inv.requestID, "fromUserId", user,
 						"convId", c.ConvID, "convType", int(c.ConvType), "outcome", out[i].outcome, "error", describe(err))
 				}

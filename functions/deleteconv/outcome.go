@@ -27,6 +27,8 @@ const (
 	Unavailable        Outcome = "unavailable"
 	// Skipped is not attempted: an earlier message of the same FIFO group failed.
 	Skipped Outcome = "skipped"
+	// InternalError is a bug in the function (a recovered panic).
+	InternalError Outcome = "internal_error"
 )
 
 // Success reports whether the outcome counts as done (deletion is idempotent).
@@ -47,6 +49,8 @@ func (o Outcome) ErrorType() string {
 		return "ConfigurationError"
 	case Unavailable:
 		return "Unavailable"
+	case InternalError:
+		return "InternalError"
 	}
 	return "UpstreamError"
 }
@@ -64,7 +68,7 @@ func (o Outcome) HTTPStatus() int {
 		return http.StatusTooManyRequests
 	case Timeout, Skipped:
 		return http.StatusGatewayTimeout
-	case ConfigurationError:
+	case ConfigurationError, InternalError:
 		return http.StatusInternalServerError
 	case Unavailable:
 		return http.StatusServiceUnavailable
