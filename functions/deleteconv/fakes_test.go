@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"sync"
 
 	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim"
 )
@@ -27,4 +28,24 @@ type panicOnDelete struct{ ZIM }
 
 func (panicOnDelete) DeleteConversation(context.Context, zim.DeleteConvRequest) (*zim.Response, error) {
 	panic("nil map write")
+}
+
+// failLaterLists serves the first list through the real client and fails the
+// ones after it with err.
+type failLaterLists struct {
+	ZIM
+	mu    sync.Mutex
+	lists int
+	err   error
+}
+
+func (f *failLaterLists) QueryConversationList(ctx context.Context, user string, limit int, next int64) (*zim.ConversationList, error) {
+	f.mu.Lock()
+	f.lists++
+	n := f.lists
+	f.mu.Unlock()
+	if n > 1 {
+		return nil, f.err
+	}
+	return f.ZIM.QueryConversationList(ctx, user, limit, next)
 }

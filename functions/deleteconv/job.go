@@ -38,6 +38,10 @@ type jobError struct {
 }
 
 func (e *jobError) Error() string {
+	if e.sum.Failed == 0 {
+		return fmt.Sprintf("listing FromUserId's conversations failed after %d were deleted and %d already deleted: %s",
+			e.sum.Deleted, e.sum.AlreadyDeleted, describe(e.last))
+	}
 	ids := e.sum.FailedConvIDs
 	more := ""
 	if len(ids) > 10 {
@@ -65,14 +69,15 @@ func (inv *invocation) deleteAll(ctx context.Context, user string) result {
 		convs, resp, err := inv.listVisible(ctx, user)
 		if err != nil {
 			o := classify(ctx, err)
-			if outOfTime(ctx, err) {
-				return inv.jobResult(ctx, sum, Timeout, err)
-			}
-			if len(tried) == 0 {
+			switch {
+			case outOfTime(ctx, err):
+				return jobResult(sum, Timeout, err)
+			case len(tried) == 0:
 				return result{outcome: o, resp: resp, err: err}
 			}
-			sum.Outcome, sum.Complete = o, false
-			return result{outcome: o, resp: resp, err: &jobError{sum: sum, last: err}, job: sum}
+			r := jobResult(sum, o, &jobError{sum: sum, last: err})
+			sum.Complete = false
+			return r
 		}
 		var todo []zim.Conversation
 		for _, c := range convs {
@@ -101,16 +106,17 @@ func (inv *invocation) deleteAll(ctx context.Context, user string) result {
 			}
 		}
 		if outOfTime(ctx, nil) || stopped {
-			return inv.jobResult(ctx, sum, Timeout, context.DeadlineExceeded)
+			return jobResult(sum, Timeout, context.DeadlineExceeded)
 		}
 	}
 	if sum.Failed > 0 {
-		return inv.jobResult(ctx, sum, lastOutcome, &jobError{sum: sum, last: lastErr})
+		return jobResult(sum, lastOutcome, &jobError{sum: sum, last: lastErr})
 	}
-	return inv.jobResult(ctx, sum, Deleted, nil)
+	return jobResult(sum, Deleted, nil)
 }
 
-func (inv *invocation) jobResult(_ context.Context, sum *jobSummary, o Outcome, err error) result {
+// jobResult ends a job as o; only a deadline leaves it incomplete.
+func jobResult(sum *jobSummary, o Outcome, err error) result {
 	sum.Outcome = o
 	sum.Complete = o != Timeout
 	return result{outcome: o, err: err, job: sum}

@@ -226,3 +226,18 @@ func TestDeleteAllRespectsZEGOsRateLimit(t *testing.T) {
 		t.Fatalf("ZEGO's rate limit refused %d of %d requests", throttled, len(reqs))
 	}
 }
+
+func TestDeleteAllListingFailsAfterProgress(t *testing.T) {
+	t.Parallel()
+	hs := newHarness(t)
+	seedMany(hs, 5)
+	hs.h.zim = &failLaterLists{ZIM: hs.h.zim, err: fmt.Errorf("zim: QueryConversationList: %w", zim.ErrTransport)}
+	_, err := hs.invoke([]byte(allBody), 10*time.Second)
+	ie := functionError(t, err)
+	if ie.Type != "Unavailable" || !strings.Contains(ie.Message, "listing FromUserId's conversations failed after 5 were deleted") {
+		t.Fatalf("got %+v", ie)
+	}
+	if job := hs.outcomeLines()[0]["job"].(map[string]any); job["Complete"] != false || job["Deleted"] != float64(5) {
+		t.Errorf("job log %v", job)
+	}
+}
