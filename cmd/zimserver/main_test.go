@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/zim-deleteconv/zim-deleteconv/internal/testutil"
 	"io"
 	"net/http"
 	"net/url"
@@ -15,7 +16,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -159,31 +159,13 @@ func TestRunHelp(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a concurrency-safe buffer for a running server's output.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 func TestRunServesUntilCancelled(t *testing.T) {
 	t.Parallel()
 	const extraSecret = "extra-app-secret-000000000000000"
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	stdoutR, stdoutW := io.Pipe()
-	var stderr lockedBuffer
+	var stderr testutil.Buffer
 	exit := make(chan int, 1)
 	go func() {
 		exit <- run(ctx, []string{"-seed", seedFile, "-app", "555:" + extraSecret, "-rate", "0", "-missing-code", "0"}, stdoutW, &stderr)
@@ -246,7 +228,7 @@ func TestProcess(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 			defer cancel()
 			cmd := exec.CommandContext(ctx, bin, "-seed", seedFile)
-			var stderr lockedBuffer
+			var stderr testutil.Buffer
 			cmd.Stderr = &stderr
 			stdout, err := cmd.StdoutPipe()
 			if err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"github.com/zim-deleteconv/zim-deleteconv/internal/testutil"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -28,23 +29,8 @@ const (
 	rotatedKey        = "5ec2e75ec2e75ec2e75ec2e75ec2e7aa"
 )
 
-// syncBuffer is a bytes.Buffer safe for the handler's concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer captures the handler's concurrent log and metric writes.
+type syncBuffer struct{ testutil.Buffer }
 
 // lines decodes every JSON line written so far.
 func (s *syncBuffer) lines(t *testing.T) []map[string]any {

@@ -1,7 +1,6 @@
 package zimtest_test
 
 import (
-	"bytes"
 	"crypto/md5"
 	"encoding/hex"
 	"encoding/json"
@@ -12,7 +11,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -161,21 +159,3 @@ func newServer(t *testing.T, opts ...zimtest.Option) *zimtest.Server {
 
 // testConv is a one-on-one conversation with id.
 func testConv(id string) zim.Conversation { return zim.Conversation{ConvID: id} }
-
-// syncBuffer is a concurrency-safe bytes.Buffer for log output.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}

@@ -2,6 +2,7 @@ package zimtest_test
 
 import (
 	"encoding/json"
+	"github.com/zim-deleteconv/zim-deleteconv/internal/testutil"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -115,7 +116,7 @@ func TestRequestLogIsInArrivalOrder(t *testing.T) {
 
 func TestRequestLogNeverHoldsSecretsOrSignatures(t *testing.T) {
 	t.Parallel()
-	var logs syncBuffer
+	var logs testutil.Buffer
 	s := newServer(t, zimtest.WithApp(appA, secretA), zimtest.WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))))
 	var signatures []string
 	for _, secret := range []string{secretA, secretB} {
