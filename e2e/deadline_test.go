@@ -16,7 +16,7 @@ import (
 func TestDeadlineShorterThanZEGO(t *testing.T) {
 	s := shared(t)
 	const deadline = 2 * time.Second
-	f, err := s.StartFunction(t.Context(), devstack.FunctionConfig{Name: "short-deadline", Timeout: deadline})
+	f, err := s.StartFunction(t.Context(), devstack.FunctionConfig{Name: uniqueName("short-deadline"), Timeout: deadline})
 	if err != nil {
 		t.Fatal(err)
 	}

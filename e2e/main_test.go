@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -94,6 +95,14 @@ func config(name string, fc devstack.FunctionConfig) devstack.Config {
 		Function:  fc,
 	}
 }
+
+// functionSeq numbers the extra functions started on the shared stack, whose
+// names must be unique for as long as it runs (-count=N runs the tests again
+// on the same stack).
+var functionSeq atomic.Int64
+
+// uniqueName is base with a sequence number.
+func uniqueName(base string) string { return fmt.Sprintf("%s-%d", base, functionSeq.Add(1)) }
 
 // shared is the stack the tests that do not interfere share: started on first
 // use, closed by TestMain. Each test resets the ZIM server's request log.

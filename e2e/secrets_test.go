@@ -67,7 +67,7 @@ func TestSecretRotation(t *testing.T) {
 func TestMissingSecret(t *testing.T) {
 	s := shared(t)
 	const missing = "zim-deleteconv/e2e-no-such-secret"
-	f, err := s.StartFunction(t.Context(), devstack.FunctionConfig{Name: "missing-secret", Env: []string{"ZEGO_SECRET_ID=" + missing}})
+	f, err := s.StartFunction(t.Context(), devstack.FunctionConfig{Name: uniqueName("missing-secret"), Env: []string{"ZEGO_SECRET_ID=" + missing}})
 	if err != nil {
 		t.Fatal(err)
 	}
