@@ -192,11 +192,8 @@ func (b *bench) measure(ctx context.Context) (results, error) {
 // cache and is not counted.
 func (b *bench) coldStarts(ctx context.Context, res *results) error {
 	n := b.opt.cold
-	var convs []zim.Conversation
-	for i := range n + 1 {
-		convs = append(convs, zim.Conversation{ConvID: fmt.Sprintf("cold-%02d", i), ConvType: zim.ConvTypePeer})
-	}
-	if err := b.admin.Seed(ctx, b.app, coldUser, convs...); err != nil {
+	convs, err := b.seedPeers(ctx, coldUser, "cold", n+1)
+	if err != nil {
 		return err
 	}
 	b.logf("cold starts: %d of each bootstrap, alternating, each in a fresh emulator (plus one discarded warm-up)", n)
@@ -227,6 +224,15 @@ func (b *bench) coldStarts(ctx context.Context, res *results) error {
 	return nil
 }
 
+// seedPeers gives user n one-on-one conversations named prefix-00, prefix-01, …
+func (b *bench) seedPeers(ctx context.Context, user, prefix string, n int) ([]zim.Conversation, error) {
+	convs := make([]zim.Conversation, n)
+	for i := range convs {
+		convs[i] = zim.Conversation{ConvID: fmt.Sprintf("%s-%02d", prefix, i), ConvType: zim.ConvTypePeer}
+	}
+	return convs, b.admin.Seed(ctx, b.app, user, convs...)
+}
+
 // coldInvoke starts a new emulator named name and invokes it once.
 func coldInvoke(ctx context.Context, s *devstack.Stack, name string, event []byte) (devstack.InvokeResult, error) {
 	f, err := s.StartFunction(ctx, devstack.FunctionConfig{Name: name})
@@ -247,11 +253,8 @@ func coldInvoke(ctx context.Context, s *devstack.Stack, name string, event []byt
 // after its cold start, warmSpacing apart, alternating between the two.
 func (b *bench) warmInvocations(ctx context.Context, res *results) error {
 	n := b.opt.warm
-	var convs []zim.Conversation
-	for i := range n + 1 {
-		convs = append(convs, zim.Conversation{ConvID: fmt.Sprintf("warm-%02d", i), ConvType: zim.ConvTypePeer})
-	}
-	if err := b.admin.Seed(ctx, b.app, warmUser, convs...); err != nil {
+	convs, err := b.seedPeers(ctx, warmUser, "warm", n+1)
+	if err != nil {
 		return err
 	}
 	b.logf("warm invocations: %d of each bootstrap, %d ms apart", n, warmSpacing.Milliseconds())
