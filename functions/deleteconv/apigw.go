@@ -11,6 +11,8 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/zim-deleteconv/zim-deleteconv/internal/outcome"
+	"github.com/zim-deleteconv/zim-deleteconv/internal/request"
 	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim"
 )
 
@@ -37,19 +39,6 @@ type httpResponse struct {
 	status  int
 	headers map[string]string
 	body    []byte
-}
-
-// errorBody is the contract's error object.
-type errorBody struct {
-	Error errorDetail `json:"error"`
-}
-
-type errorDetail struct {
-	Code      string `json:"code"`
-	Message   string `json:"message"`
-	Field     string `json:"field,omitempty"`
-	ZegoCode  int    `json:"zegoCode,omitempty"`
-	RequestID string `json:"requestId,omitempty"`
 }
 
 func (inv *invocation) httpAPI(ctx context.Context, payload []byte) ([]byte, error) {
@@ -95,7 +84,7 @@ func (inv *invocation) restAPI(ctx context.Context, payload []byte) ([]byte, err
 }
 
 func eventDecodeError(kind string, err error) error {
-	return invokeError(InvalidRequest, fmt.Sprintf("malformed %s event: %s", kind, jsonProblem(err)))
+	return invokeError(outcome.InvalidRequest, fmt.Sprintf("malformed %s event: %s", kind, request.JSONProblem(err)))
 }
 
 // serveHTTP applies the contract's route, status and body rules.
@@ -119,8 +108,8 @@ func (inv *invocation) serveHTTP(ctx context.Context, r httpRequest) httpRespons
 		}
 		var err error
 		if body, err = base64.StdEncoding.DecodeString(r.body); err != nil {
-			res := result{outcome: InvalidRequest, err: &zim.ValidationError{Field: "body", Rule: "is marked isBase64Encoded but is not valid base64"}}
-			inv.record(r.trigger, "", Request{}, res)
+			res := result{outcome: outcome.InvalidRequest, err: &zim.ValidationError{Field: "body", Rule: "is marked isBase64Encoded but is not valid base64"}}
+			inv.record(r.trigger, "", request.Request{}, res)
 			return inv.httpResult(res)
 		}
 	}
@@ -128,13 +117,13 @@ func (inv *invocation) serveHTTP(ctx context.Context, r httpRequest) httpRespons
 		return inv.httpError(r, http.StatusRequestEntityTooLarge, "PayloadTooLarge", fmt.Sprintf("body is larger than %d bytes", maxBodyBytes))
 	}
 
-	req, err := parseRequest(body)
+	req, err := request.Parse(body)
 	var res result
 	switch {
 	case err != nil:
-		res = result{outcome: InvalidRequest, err: err}
+		res = result{outcome: outcome.InvalidRequest, err: err}
 	case inv.h.callerClaim != "" && !inv.callerOwns(r, req):
-		res = result{outcome: Forbidden, err: fmt.Errorf("FromUserId must be the caller's own user id (JWT claim %q)", inv.h.callerClaim)}
+		res = result{outcome: outcome.Forbidden, err: fmt.Errorf("FromUserId must be the caller's own user id (JWT claim %q)", inv.h.callerClaim)}
 	default:
 		res = inv.process(ctx, req)
 	}
@@ -145,7 +134,7 @@ func (inv *invocation) serveHTTP(ctx context.Context, r httpRequest) httpRespons
 // callerOwns reports whether the JWT claim the function is configured with
 // equals the request's FromUserId: in JWT mode, an end user may delete only
 // their own conversations.
-func (inv *invocation) callerOwns(r httpRequest, req Request) bool {
+func (inv *invocation) callerOwns(r httpRequest, req request.Request) bool {
 	v, ok := r.claim(inv.h.callerClaim)
 	return ok && v != "" && v == req.FromUserID
 }
@@ -157,33 +146,33 @@ func (inv *invocation) httpResult(res result) httpResponse {
 		switch {
 		case res.outcome.Success():
 			return jsonResponse(status, res.job)
-		case res.outcome == Timeout:
+		case res.outcome == outcome.Timeout:
 			// The job made progress and stopped at the deadline: accepted, not done.
 			return jsonResponse(http.StatusAccepted, res.job)
 		}
 	}
 	if res.outcome.Success() {
-		return jsonResponse(status, newSuccessBody(res))
+		return jsonResponse(status, outcome.NewSuccessBody(res.outcome, res.resp))
 	}
-	d := errorDetail{Code: res.outcome.ErrorType(), Message: describe(res.err)}
+	d := outcome.ErrorDetail{Code: res.outcome.ErrorType(), Message: outcome.Describe(res.err)}
 	switch res.outcome {
-	case InvalidRequest:
-		d.Field = errorField(res.err)
-	case ConfigurationError:
+	case outcome.InvalidRequest:
+		d.Field = outcome.ErrorField(res.err)
+	case outcome.ConfigurationError:
 		// Details go to the log only: the caller cannot fix them.
 		d.Message = "the function is not configured correctly; the operator will find the details in its logs"
-	case Timeout:
+	case outcome.Timeout:
 		d.Message = "no answer from ZEGO before the function's deadline; the deletion may or may not have happened: retry (deleting is idempotent)"
 	}
 	var ae *zim.APIError
 	if errors.As(res.err, &ae) {
 		d.ZegoCode, d.RequestID = ae.Code, ae.RequestID
 	}
-	resp := jsonResponse(status, errorBody{Error: d})
+	resp := jsonResponse(status, outcome.ErrorBody{Error: d})
 	switch res.outcome {
-	case Throttled:
+	case outcome.Throttled:
 		resp.headers["Retry-After"] = "1"
-	case Unavailable:
+	case outcome.Unavailable:
 		resp.headers["Retry-After"] = "5"
 	}
 	return resp
@@ -192,10 +181,10 @@ func (inv *invocation) httpResult(res result) httpResponse {
 // httpError answers a request that never reached the request rules (route,
 // method, size) and logs it like any other outcome.
 func (inv *invocation) httpError(r httpRequest, status int, code, msg string) httpResponse {
-	inv.h.log.Warn("request outcome", "requestId", inv.requestID, "trigger", r.trigger, "outcome", InvalidRequest,
+	inv.h.log.Warn("request outcome", "requestId", inv.requestID, "trigger", r.trigger, "outcome", outcome.InvalidRequest,
 		"httpStatus", status, "error", msg)
-	inv.count(InvalidRequest, nil)
-	return jsonResponse(status, errorBody{Error: errorDetail{Code: code, Message: msg}})
+	inv.count(outcome.InvalidRequest, nil)
+	return jsonResponse(status, outcome.ErrorBody{Error: outcome.ErrorDetail{Code: code, Message: msg}})
 }
 
 func jsonResponse(status int, v any) httpResponse {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/zim-deleteconv/zim-deleteconv/internal/config"
+	"github.com/zim-deleteconv/zim-deleteconv/internal/outcome"
 	"github.com/zim-deleteconv/zim-deleteconv/internal/secret"
 	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim"
 	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim/zimtest"
@@ -21,7 +22,7 @@ type scenario struct {
 	setup    func(hs *harness)
 	body     string
 	timeout  time.Duration
-	outcome  Outcome
+	outcome  outcome.Outcome
 	zegoCode int    // expected ZEGO code in the answer (0 = none expected or success)
 	field    string // for invalid requests
 	// check runs after the invocation, e.g. on the ZIM server's store.
@@ -37,85 +38,85 @@ func contractScenarios() []scenario {
 	}
 	seedBob := func(hs *harness) { hs.seed("alice", peer("bob")) }
 	return []scenario{
-		{name: "deleted", setup: seedBob, body: req, outcome: Deleted, check: func(t *testing.T, hs *harness) {
+		{name: "deleted", setup: seedBob, body: req, outcome: outcome.Deleted, check: func(t *testing.T, hs *harness) {
 			if c := hs.srv.Conversations(testAppID, "alice"); len(c) != 0 {
 				t.Errorf("alice still has %v", c)
 			}
 		}},
 		{name: "deleted group with ZEGO-style id", setup: func(hs *harness) { hs.seed("al#ce@x", group("#team&7")) },
-			body: body("al#ce@x", "#team&7", 2), outcome: Deleted},
-		{name: "already deleted", body: req, outcome: AlreadyDeleted, zegoCode: 660800002},
-		{name: "invalid ConvType", setup: seedBob, body: body("alice", "bob", 1), outcome: InvalidRequest, field: "ConvType",
+			body: body("al#ce@x", "#team&7", 2), outcome: outcome.Deleted},
+		{name: "already deleted", body: req, outcome: outcome.AlreadyDeleted, zegoCode: 660800002},
+		{name: "invalid ConvType", setup: seedBob, body: body("alice", "bob", 1), outcome: outcome.InvalidRequest, field: "ConvType",
 			check: func(t *testing.T, hs *harness) {
 				if n := len(hs.srv.Requests()); n != 0 {
 					t.Errorf("an invalid request reached ZEGO (%d requests)", n)
 				}
 			}},
-		{name: "invalid ConvId too long", body: body("alice", strings.Repeat("x", 33), 0), outcome: InvalidRequest, field: "ConvId"},
-		{name: "invalid unknown field", body: `{"FromUserId":"alice","ConvId":"bob","ConvType":0,"Extra":1}`, outcome: InvalidRequest, field: "Extra"},
+		{name: "invalid ConvId too long", body: body("alice", strings.Repeat("x", 33), 0), outcome: outcome.InvalidRequest, field: "ConvId"},
+		{name: "invalid unknown field", body: `{"FromUserId":"alice","ConvId":"bob","ConvType":0,"Extra":1}`, outcome: outcome.InvalidRequest, field: "Extra"},
 		{name: "invalid per ZEGO 660000002", setup: func(hs *harness) {
 			hs.seed("alice", peer("bob"))
 			hs.srv.Inject(zimtest.Fault{Action: "DeleteConv", Code: 660000002})
-		}, body: req, outcome: InvalidRequest, zegoCode: 660000002, check: stillThere},
+		}, body: req, outcome: outcome.InvalidRequest, zegoCode: 660000002, check: stillThere},
 		{name: "throttled by ZEGO after retries", setup: func(hs *harness) {
 			hs.seed("alice", peer("bob"))
 			hs.srv.Inject(zimtest.Fault{Action: "DeleteConv", Code: 660300005, Times: 3})
-		}, body: req, outcome: Throttled, zegoCode: 660300005, check: stillThere},
+		}, body: req, outcome: outcome.Throttled, zegoCode: 660300005, check: stillThere},
 		{name: "ZEGO busy then success", setup: func(hs *harness) {
 			hs.seed("alice", peer("bob"))
 			hs.srv.Inject(zimtest.Fault{Action: "DeleteConv", Code: 1, Times: 2})
-		}, body: req, outcome: Deleted},
+		}, body: req, outcome: outcome.Deleted},
 		{name: "throttled: ZEGO API limit code 7 after retries", setup: func(hs *harness) {
 			hs.seed("alice", peer("bob"))
 			hs.srv.Inject(zimtest.Fault{Action: "DeleteConv", Code: 7, Times: 3})
-		}, body: req, outcome: Throttled, zegoCode: 7, check: stillThere},
+		}, body: req, outcome: outcome.Throttled, zegoCode: 7, check: stillThere},
 		{name: "throttled then success", setup: func(hs *harness) {
 			hs.seed("alice", peer("bob"))
 			hs.srv.Inject(zimtest.Fault{Action: "DeleteConv", Code: 660300005, Times: 2})
-		}, body: req, outcome: Deleted},
+		}, body: req, outcome: outcome.Deleted},
 		{name: "upstream: general business error 660000001 after retries", setup: func(hs *harness) {
 			hs.seed("alice", peer("bob"))
 			hs.srv.Inject(zimtest.Fault{Action: "DeleteConv", Code: 660000001, Times: 3})
-		}, body: req, outcome: UpstreamError, zegoCode: 660000001, check: stillThere},
+		}, body: req, outcome: outcome.UpstreamError, zegoCode: 660000001, check: stillThere},
 		{name: "upstream: non-JSON answer with HTTP 200", setup: func(hs *harness) {
 			hs.seed("alice", peer("bob"))
 			hs.srv.Inject(zimtest.Fault{Action: "DeleteConv", Body: "OK"})
-		}, body: req, outcome: UpstreamError, check: stillThere},
+		}, body: req, outcome: outcome.UpstreamError, check: stillThere},
 		{name: "HTTP 503 then success", setup: func(hs *harness) {
 			hs.seed("alice", peer("bob"))
 			hs.srv.Inject(zimtest.Fault{Action: "DeleteConv", HTTPStatus: http.StatusServiceUnavailable, Times: 2})
-		}, body: req, outcome: Deleted},
+		}, body: req, outcome: outcome.Deleted},
 		{name: "configuration: signature expired (clock 11 minutes off)", opts: []harnessOpt{withServer(zimtest.WithClock(func() time.Time {
 			return time.Now().Add(11 * time.Minute)
-		}))}, setup: seedBob, body: req, outcome: ConfigurationError, zegoCode: 100000004, check: stillThere},
+		}))}, setup: seedBob, body: req, outcome: outcome.ConfigurationError, zegoCode: 100000004, check: stillThere},
 		{name: "upstream permanent code", setup: func(hs *harness) {
 			hs.seed("alice", peer("bob"))
 			hs.srv.Inject(zimtest.Fault{Action: "DeleteConv", Code: 660500002})
-		}, body: req, outcome: UpstreamError, zegoCode: 660500002, check: stillThere},
+		}, body: req, outcome: outcome.UpstreamError, zegoCode: 660500002, check: stillThere},
 		{name: "upstream HTTP 502 non-JSON after retries", setup: func(hs *harness) {
 			hs.seed("alice", peer("bob"))
 			hs.srv.Inject(zimtest.Fault{Action: "DeleteConv", HTTPStatus: http.StatusBadGateway, Body: "<html>bad gateway</html>", Times: 3})
-		}, body: req, outcome: UpstreamError},
+		}, body: req, outcome: outcome.UpstreamError},
 		{name: "timeout: ZEGO slower than the deadline", setup: func(hs *harness) {
 			hs.seed("alice", peer("bob"))
 			hs.srv.Inject(zimtest.Fault{Action: "DeleteConv", Delay: 5 * time.Second})
-		}, body: req, timeout: 600 * time.Millisecond, outcome: Timeout},
+		}, body: req, timeout: 600 * time.Millisecond, outcome: outcome.Timeout},
 		{name: "unavailable: connection dropped on every attempt", setup: func(hs *harness) {
 			hs.seed("alice", peer("bob"))
 			hs.srv.Inject(zimtest.Fault{Action: "DeleteConv", Drop: true, Times: 3})
-		}, body: req, outcome: Unavailable, check: stillThere},
+		}, body: req, outcome: outcome.Unavailable, check: stillThere},
 		{name: "unavailable: Secrets Manager failed", setup: func(hs *harness) {
 			hs.creds.err = fmt.Errorf("%w: fetching secret zim/zego: connection refused", secret.ErrUnavailable)
-		}, body: req, outcome: Unavailable},
+		}, body: req, outcome: outcome.Unavailable},
 		{name: "configuration: secret not found", setup: func(hs *harness) {
 			hs.creds.err = fmt.Errorf("%w: secret zim/zego not found", secret.ErrConfiguration)
-		}, body: req, outcome: ConfigurationError},
+		}, body: req, outcome: outcome.ConfigurationError},
 		{name: "configuration: missing setting", opts: []harnessOpt{withSetupErr(&config.Error{Variable: "ZEGO_SECRET_ID", Rule: "is required"})},
-			body: req, outcome: ConfigurationError},
+			body: req, outcome: outcome.ConfigurationError},
 		{name: "configuration: signature still invalid after refresh", setup: func(hs *harness) {
 			hs.seed("alice", peer("bob"))
 			hs.srv.SetSecret(testAppID, rotatedKey)
-		}, body: req, outcome: ConfigurationError, zegoCode: 100000005, check: func(t *testing.T, hs *harness) {
+		}, body: req, outcome: outcome.ConfigurationError, zegoCode: 100000005, check: func(t *testing.T, hs *harness) {
 			if hs.creds.refreshes != 1 {
 				t.Errorf("credentials refreshed %d times, want exactly 1", hs.creds.refreshes)
 			}
@@ -124,7 +125,7 @@ func contractScenarios() []scenario {
 			hs.seed("alice", peer("bob"))
 			hs.srv.SetSecret(testAppID, rotatedKey)
 			hs.creds.next = &zim.Credentials{AppID: testAppID, ServerSecret: rotatedKey}
-		}, body: req, outcome: Deleted},
+		}, body: req, outcome: outcome.Deleted},
 	}
 }
 
@@ -165,7 +166,7 @@ func runScenario(t *testing.T, hs *harness, trig string, sc scenario, timeout ti
 			if err != nil {
 				t.Fatalf("unexpected function error %v", err)
 			}
-			var b successBody
+			var b outcome.SuccessBody
 			mustUnmarshal(t, out, &b)
 			if b.Outcome != sc.outcome || b.Code != sc.zegoCode || b.RequestID == "" {
 				t.Errorf("answer %s, want Outcome %q Code %d and a RequestId", out, sc.outcome, sc.zegoCode)
@@ -225,17 +226,17 @@ func assertHTTP(t *testing.T, a apiAnswer, sc scenario) {
 	if sc.field != "" && e["field"] != sc.field {
 		t.Errorf("error field = %v, want %q", e["field"], sc.field)
 	}
-	if sc.zegoCode != 0 && sc.outcome != ConfigurationError {
+	if sc.zegoCode != 0 && sc.outcome != outcome.ConfigurationError {
 		if e["zegoCode"] != float64(sc.zegoCode) || e["requestId"] == "" {
 			t.Errorf("error %v, want zegoCode %d and a requestId", e, sc.zegoCode)
 		}
 	}
 	switch sc.outcome {
-	case Throttled, Unavailable:
+	case outcome.Throttled, outcome.Unavailable:
 		if a.headers["Retry-After"] == "" {
 			t.Errorf("no Retry-After header on %d", a.status)
 		}
-	case ConfigurationError:
+	case outcome.ConfigurationError:
 		if e["message"] != "the function is not configured correctly; the operator will find the details in its logs" {
 			t.Errorf("configuration details leaked to the caller: %v", e["message"])
 		}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"github.com/zim-deleteconv/zim-deleteconv/internal/outcome"
 	"os"
 	"slices"
 	"strings"
@@ -121,7 +122,7 @@ func TestEMFMetricLines(t *testing.T) {
 	for _, l := range hs.emf.lines(t) {
 		meta := l["_aws"].(map[string]any)
 		cw := meta["CloudWatchMetrics"].([]any)[0].(map[string]any)
-		if cw["Namespace"] != MetricsNamespace || meta["Timestamp"] == nil {
+		if cw["Namespace"] != outcome.MetricsNamespace || meta["Timestamp"] == nil {
 			t.Errorf("bad EMF metadata %v", meta)
 		}
 		got[l["Outcome"].(string)] = l["Requests"].(float64)

@@ -11,6 +11,8 @@ import (
 	"github.com/aws/aws-lambda-go/lambda/messages"
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
+	"github.com/zim-deleteconv/zim-deleteconv/internal/outcome"
+	"github.com/zim-deleteconv/zim-deleteconv/internal/request"
 	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim"
 )
 
@@ -24,7 +26,7 @@ type ZIM interface {
 type Handler struct {
 	zim         ZIM
 	log         *slog.Logger
-	metrics     *Metrics
+	metrics     *outcome.Metrics
 	callerClaim string
 	// setupErr, when set, is a configuration problem found at start-up: every
 	// invocation fails with it instead of the process crashing in a loop.
@@ -37,7 +39,7 @@ type Handler struct {
 }
 
 // NewHandler builds a Handler. setupErr (a configuration error) may be nil.
-func NewHandler(z ZIM, log *slog.Logger, metrics *Metrics, callerClaim string, setupErr error) *Handler {
+func NewHandler(z ZIM, log *slog.Logger, metrics *outcome.Metrics, callerClaim string, setupErr error) *Handler {
 	return &Handler{zim: z, log: log, metrics: metrics, callerClaim: callerClaim, setupErr: setupErr, jobWorkers: 4, sqsWorkers: 10}
 }
 
@@ -52,7 +54,7 @@ func (h *Handler) Invoke(ctx context.Context, payload []byte) (out []byte, err e
 		if p := recover(); p != nil {
 			// A panic is a bug; answer with a clear function error rather than
 			// letting the runtime print a stack trace to the caller.
-			out, err = nil, invokeError(InternalError, describe(inv.panicked(p)))
+			out, err = nil, invokeError(outcome.InternalError, outcome.Describe(inv.panicked(p)))
 		}
 		h.metrics.Flush(&inv.counts)
 	}()
@@ -70,9 +72,9 @@ func (h *Handler) Invoke(ctx context.Context, payload []byte) (out []byte, err e
 		return inv.direct(work, payload)
 	default:
 		msg := "unsupported event: expected a request object {\"FromUserId\", \"ConvId\", \"ConvType\"}, an API Gateway proxy event (HTTP API 2.0 or REST 1.0) or an SQS event"
-		h.log.Warn("unsupported event", "requestId", inv.requestID, "outcome", InvalidRequest)
-		inv.count(InvalidRequest, nil)
-		return nil, invokeError(InvalidRequest, msg)
+		h.log.Warn("unsupported event", "requestId", inv.requestID, "outcome", outcome.InvalidRequest)
+		inv.count(outcome.InvalidRequest, nil)
+		return nil, invokeError(outcome.InvalidRequest, msg)
 	}
 }
 
@@ -92,12 +94,12 @@ func workContext(ctx context.Context) (context.Context, context.CancelFunc) {
 type invocation struct {
 	h         *Handler
 	requestID string
-	counts    outcomeCounts
+	counts    outcome.Counts
 }
 
 // result is how one request ended.
 type result struct {
-	outcome Outcome
+	outcome outcome.Outcome
 	resp    *zim.Response // ZEGO's last answer, nil if none was made
 	err     error
 	job     *jobSummary // AllConversations requests only
@@ -105,20 +107,20 @@ type result struct {
 
 // process performs one valid request. It runs on worker goroutines too,
 // where a panic would end the process: it is recovered here as well.
-func (inv *invocation) process(ctx context.Context, req Request) (r result) {
+func (inv *invocation) process(ctx context.Context, req request.Request) (r result) {
 	defer func() {
 		if p := recover(); p != nil {
-			r = result{outcome: InternalError, err: inv.panicked(p)}
+			r = result{outcome: outcome.InternalError, err: inv.panicked(p)}
 		}
 	}()
 	if err := inv.h.setupErr; err != nil {
-		return result{outcome: ConfigurationError, err: err}
+		return result{outcome: outcome.ConfigurationError, err: err}
 	}
 	if req.All {
 		return inv.deleteAll(ctx, req.FromUserID)
 	}
 	resp, err := inv.h.zim.DeleteConversation(ctx, req.Delete)
-	return result{outcome: classify(ctx, err), resp: resp, err: err}
+	return result{outcome: outcome.Classify(ctx, err), resp: resp, err: err}
 }
 
 // panicked logs a recovered panic with its stack and returns the error the
@@ -129,7 +131,7 @@ func (inv *invocation) panicked(p any) error {
 }
 
 // record logs one request outcome and counts it for the metrics.
-func (inv *invocation) record(trigger, messageID string, req Request, r result) {
+func (inv *invocation) record(trigger, messageID string, req request.Request, r result) {
 	attrs := []slog.Attr{
 		slog.String("requestId", inv.requestID),
 		slog.String("trigger", trigger),
@@ -151,18 +153,18 @@ func (inv *invocation) record(trigger, messageID string, req Request, r result) 
 			slog.Int("zegoCode", r.resp.Code),
 			slog.String("zegoRequestId", r.resp.RequestID),
 			slog.Int("attempts", r.resp.Attempts),
-			slog.Float64("latencyMs", ms(r.resp.Latency)))
+			slog.Float64("latencyMs", outcome.Millis(r.resp.Latency)))
 	}
 	if r.job != nil {
 		attrs = append(attrs, slog.Any("job", r.job))
 	}
 	if r.err != nil {
-		attrs = append(attrs, slog.String("error", describe(r.err)))
+		attrs = append(attrs, slog.String("error", outcome.Describe(r.err)))
 	}
 	level := slog.LevelInfo
 	switch {
 	case r.outcome.Success():
-	case r.outcome == ConfigurationError || r.outcome == UpstreamError:
+	case r.outcome == outcome.ConfigurationError || r.outcome == outcome.UpstreamError:
 		level = slog.LevelError
 	default:
 		level = slog.LevelWarn
@@ -171,47 +173,29 @@ func (inv *invocation) record(trigger, messageID string, req Request, r result) 
 	inv.count(r.outcome, r.resp)
 }
 
-func (inv *invocation) count(o Outcome, resp *zim.Response) { inv.counts.add(o, resp) }
-
-func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-
-// successBody is the answer for a deleted or already-deleted conversation.
-type successBody struct {
-	Code      int     `json:"Code"`
-	Message   string  `json:"Message"`
-	RequestID string  `json:"RequestId"`
-	Outcome   Outcome `json:"Outcome"`
-}
-
-func newSuccessBody(r result) successBody {
-	b := successBody{Outcome: r.outcome}
-	if r.resp != nil {
-		b.Code, b.Message, b.RequestID = r.resp.Code, r.resp.Message, r.resp.RequestID
-	}
-	return b
-}
+func (inv *invocation) count(o outcome.Outcome, resp *zim.Response) { inv.counts.Add(o, resp) }
 
 // direct answers a direct invocation: the success body, or a function error
 // whose errorType is the outcome class.
 func (inv *invocation) direct(ctx context.Context, payload []byte) ([]byte, error) {
-	req, err := parseRequest(payload)
+	req, err := request.Parse(payload)
 	var r result
 	if err != nil {
-		r = result{outcome: InvalidRequest, err: err}
+		r = result{outcome: outcome.InvalidRequest, err: err}
 	} else {
 		r = inv.process(ctx, req)
 	}
 	inv.record("direct", "", req, r)
-	if r.job != nil && (r.outcome.Success() || r.outcome == Timeout) {
+	if r.job != nil && (r.outcome.Success() || r.outcome == outcome.Timeout) {
 		return json.Marshal(r.job)
 	}
 	if !r.outcome.Success() {
-		return nil, invokeError(r.outcome, describe(r.err))
+		return nil, invokeError(r.outcome, outcome.Describe(r.err))
 	}
-	return json.Marshal(newSuccessBody(r))
+	return json.Marshal(outcome.NewSuccessBody(r.outcome, r.resp))
 }
 
 // invokeError is a Lambda function error whose errorType is the outcome class.
-func invokeError(o Outcome, msg string) error {
+func invokeError(o outcome.Outcome, msg string) error {
 	return messages.InvokeResponse_Error{Type: o.ErrorType(), Message: msg}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda/messages"
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
+	"github.com/zim-deleteconv/zim-deleteconv/internal/outcome"
 	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim"
 	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim/zimtest"
 )
@@ -120,7 +121,7 @@ func newHarness(t *testing.T, opts ...harnessOpt) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs.h = NewHandler(client, log, NewMetrics(hs.emf), cfg.callerClaim, cfg.setupErr)
+	hs.h = NewHandler(client, log, outcome.NewMetrics(hs.emf), cfg.callerClaim, cfg.setupErr)
 	t.Cleanup(func() { hs.assertNoSecrets() })
 	return hs
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/zim-deleteconv/zim-deleteconv/internal/outcome"
+	"github.com/zim-deleteconv/zim-deleteconv/internal/request"
 	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim"
 )
 
@@ -20,8 +22,8 @@ const maxVisibleConversations = 1000
 
 // jobSummary is the answer to an AllConversations request.
 type jobSummary struct {
-	FromUserID string  `json:"FromUserId"`
-	Outcome    Outcome `json:"Outcome"`
+	FromUserID string          `json:"FromUserId"`
+	Outcome    outcome.Outcome `json:"Outcome"`
 	// Complete is false when the deadline stopped the job: send the same
 	// request again to finish it (what is deleted no longer shows in the list).
 	Complete       bool     `json:"Complete"`
@@ -40,7 +42,7 @@ type jobError struct {
 func (e *jobError) Error() string {
 	if e.sum.Failed == 0 {
 		return fmt.Sprintf("listing FromUserId's conversations failed after %d were deleted and %d already deleted: %s",
-			e.sum.Deleted, e.sum.AlreadyDeleted, describe(e.last))
+			e.sum.Deleted, e.sum.AlreadyDeleted, outcome.Describe(e.last))
 	}
 	ids := e.sum.FailedConvIDs
 	more := ""
@@ -48,7 +50,7 @@ func (e *jobError) Error() string {
 		ids, more = ids[:10], fmt.Sprintf(" and %d more", len(e.sum.FailedConvIDs)-10)
 	}
 	return fmt.Sprintf("%d of FromUserId's conversations could not be deleted (ConvIds %s%s; last error: %s); deleted %d, already deleted %d",
-		e.sum.Failed, strings.Join(ids, ", "), more, describe(e.last), e.sum.Deleted, e.sum.AlreadyDeleted)
+		e.sum.Failed, strings.Join(ids, ", "), more, outcome.Describe(e.last), e.sum.Deleted, e.sum.AlreadyDeleted)
 }
 
 type convKey struct {
@@ -64,14 +66,14 @@ func (inv *invocation) deleteAll(ctx context.Context, user string) result {
 	sum := &jobSummary{FromUserID: user}
 	tried := map[convKey]bool{}
 	var lastErr error
-	var lastOutcome Outcome
+	var lastOutcome outcome.Outcome
 	for {
 		convs, resp, err := inv.listVisible(ctx, user)
 		if err != nil {
-			o := classify(ctx, err)
+			o := outcome.Classify(ctx, err)
 			switch {
 			case outOfTime(ctx, err):
-				return jobResult(sum, Timeout, err)
+				return jobResult(sum, outcome.Timeout, err)
 			case len(tried) == 0:
 				return result{outcome: o, resp: resp, err: err}
 			}
@@ -92,11 +94,11 @@ func (inv *invocation) deleteAll(ctx context.Context, user string) result {
 		stopped := false
 		for _, r := range inv.deleteEach(ctx, user, todo) {
 			switch {
-			case r.outcome == Deleted:
+			case r.outcome == outcome.Deleted:
 				sum.Deleted++
-			case r.outcome == AlreadyDeleted:
+			case r.outcome == outcome.AlreadyDeleted:
 				sum.AlreadyDeleted++
-			case r.outcome == Timeout || outOfTime(ctx, r.err):
+			case r.outcome == outcome.Timeout || outOfTime(ctx, r.err):
 				// Not a failure of the conversation: the next delivery tries it again.
 				stopped = true
 			default:
@@ -106,19 +108,19 @@ func (inv *invocation) deleteAll(ctx context.Context, user string) result {
 			}
 		}
 		if outOfTime(ctx, nil) || stopped {
-			return jobResult(sum, Timeout, context.DeadlineExceeded)
+			return jobResult(sum, outcome.Timeout, context.DeadlineExceeded)
 		}
 	}
 	if sum.Failed > 0 {
 		return jobResult(sum, lastOutcome, &jobError{sum: sum, last: lastErr})
 	}
-	return jobResult(sum, Deleted, nil)
+	return jobResult(sum, outcome.Deleted, nil)
 }
 
 // jobResult ends a job as o; only a deadline leaves it incomplete.
-func jobResult(sum *jobSummary, o Outcome, err error) result {
+func jobResult(sum *jobSummary, o outcome.Outcome, err error) result {
 	sum.Outcome = o
-	sum.Complete = o != Timeout
+	sum.Complete = o != outcome.Timeout
 	return result{outcome: o, err: err, job: sum}
 }
 
@@ -154,7 +156,7 @@ func outOfTime(ctx context.Context, err error) bool {
 
 type convResult struct {
 	convID  string
-	outcome Outcome
+	outcome outcome.Outcome
 	err     error
 }
 
@@ -169,18 +171,18 @@ func (inv *invocation) deleteEach(ctx context.Context, user string, convs []zim.
 			defer wg.Done()
 			for i := range jobs {
 				c := convs[i]
-				r := inv.process(ctx, Request{FromUserID: user, Delete: zim.DeleteConvRequest{FromUserID: user, ConvID: c.ConvID, ConvType: c.ConvType}})
+				r := inv.process(ctx, request.Request{FromUserID: user, Delete: zim.DeleteConvRequest{FromUserID: user, ConvID: c.ConvID, ConvType: c.ConvType}})
 				out[i] = convResult{convID: c.ConvID, outcome: r.outcome, err: r.err}
 				if err := r.err; err != nil && !r.outcome.Success() {
 					inv.h.log.Debug("conversation not deleted", "requestId", inv.requestID, "fromUserId", user,
-						"convId", c.ConvID, "convType", int(c.ConvType), "outcome", out[i].outcome, "error", describe(err))
+						"convId", c.ConvID, "convType", int(c.ConvType), "outcome", out[i].outcome, "error", outcome.Describe(err))
 				}
 			}
 		}()
 	}
 	for i := range convs {
 		if ctx.Err() != nil {
-			out[i] = convResult{convID: convs[i].ConvID, outcome: Timeout, err: ctx.Err()}
+			out[i] = convResult{convID: convs[i].ConvID, outcome: outcome.Timeout, err: ctx.Err()}
 			continue
 		}
 		jobs <- i

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zim-deleteconv/zim-deleteconv/internal/outcome"
 	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim"
 	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim/zimtest"
 )
@@ -47,7 +48,7 @@ func TestDeleteAllConversations(t *testing.T) {
 			seedMany(hs, n)
 			hs.seed("frank", peer("erin")) // someone else's conversations stay
 			s := directJob(t, hs, 30*time.Second)
-			want := jobSummary{FromUserID: "erin", Outcome: Deleted, Complete: true, Deleted: n}
+			want := jobSummary{FromUserID: "erin", Outcome: outcome.Deleted, Complete: true, Deleted: n}
 			if !equalSummary(s, want) {
 				t.Fatalf("summary %+v, want %+v", s, want)
 			}
@@ -169,7 +170,7 @@ func TestDeleteAllPartialAnswers(t *testing.T) {
 		hs := newHarness(t, withRate(40))
 		seedMany(hs, 100)
 		s := directJob(t, hs, time.Second)
-		if s.Complete || s.Outcome != Timeout || s.Deleted == 0 || s.Deleted == 100 {
+		if s.Complete || s.Outcome != outcome.Timeout || s.Deleted == 0 || s.Deleted == 100 {
 			t.Fatalf("summary %+v, want partial counts with Complete false", s)
 		}
 	})

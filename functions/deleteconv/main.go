@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/zim-deleteconv/zim-deleteconv/internal/config"
+	"github.com/zim-deleteconv/zim-deleteconv/internal/outcome"
 	"github.com/zim-deleteconv/zim-deleteconv/internal/secret"
 	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim"
 )
@@ -36,7 +37,7 @@ func main() {
 //
 // Metric lines go to stdout, beside the logs, where CloudWatch extracts them.
 func build(ctx context.Context, cfg config.Config, cfgErr error, log *slog.Logger, stdout io.Writer) *Handler {
-	metrics := NewMetrics(stdout)
+	metrics := outcome.NewMetrics(stdout)
 	if cfgErr != nil {
 		log.Error("configuration error", "error", cfgErr.Error())
 		return NewHandler(nil, log, metrics, cfg.CallerClaim, cfgErr)

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/zim-deleteconv/zim-deleteconv/internal/outcome"
+	"github.com/zim-deleteconv/zim-deleteconv/internal/request"
 )
 
 // sqs processes a batch: records concurrently (the zim client's rate limiter
@@ -42,7 +44,7 @@ func (inv *invocation) processBatch(hard, work context.Context, records []events
 	done := make([]bool, n)
 	failed := make([]bool, n)
 	closed := false
-	finish := func(i int, req Request, r result) {
+	finish := func(i int, req request.Request, r result) {
 		mu.Lock()
 		defer mu.Unlock()
 		if closed {
@@ -79,20 +81,20 @@ func (inv *invocation) processBatch(hard, work context.Context, records []events
 			defer wg.Done()
 			groupFailed := false
 			for _, i := range g {
-				req, err := parseRequest([]byte(records[i].Body))
+				req, err := request.Parse([]byte(records[i].Body))
 				switch {
 				case err != nil:
-					finish(i, req, result{outcome: InvalidRequest, err: err})
+					finish(i, req, result{outcome: outcome.InvalidRequest, err: err})
 					groupFailed = true
 					continue
 				case groupFailed:
-					finish(i, req, result{outcome: Skipped, err: errGroupFailed})
+					finish(i, req, result{outcome: outcome.Skipped, err: errGroupFailed})
 					continue
 				}
 				select {
 				case sem <- struct{}{}:
 				case <-work.Done():
-					finish(i, req, result{outcome: Timeout, err: errUnfinished})
+					finish(i, req, result{outcome: outcome.Timeout, err: errUnfinished})
 					groupFailed = true
 					continue
 				}
@@ -128,7 +130,7 @@ func (inv *invocation) processBatch(hard, work context.Context, records []events
 	for i := range records {
 		if !done[i] {
 			failed[i] = true
-			inv.record("sqs", records[i].MessageId, Request{}, result{outcome: Timeout, err: errUnfinished})
+			inv.record("sqs", records[i].MessageId, request.Request{}, result{outcome: outcome.Timeout, err: errUnfinished})
 		}
 	}
 	return failed

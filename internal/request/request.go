@@ -1,4 +1,6 @@
-package main
+// Package request parses the function's one unit of work, the same in every
+// trigger, strictly: exactly one of the two request forms, nothing else.
+package request
 
 import (
 	"bytes"
@@ -34,15 +36,15 @@ const (
 	fieldAll        = "AllConversations"
 )
 
-// parseRequest decodes and validates a request object. Its errors are
+// Parse decodes and validates a request object. Its errors are
 // *zim.ValidationError naming the field and the rule.
-func parseRequest(data []byte) (Request, error) {
+func Parse(data []byte) (Request, error) {
 	var req Request
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	tok, err := dec.Token()
 	if err != nil {
-		return req, invalid("", "request must be a JSON object: "+jsonProblem(err))
+		return req, invalid("", "request must be a JSON object: "+JSONProblem(err))
 	}
 	if d, ok := tok.(json.Delim); !ok || d != '{' {
 		return req, invalid("", "request must be a JSON object")
@@ -51,12 +53,12 @@ func parseRequest(data []byte) (Request, error) {
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
-			return req, invalid("", "request is not valid JSON: "+jsonProblem(err))
+			return req, invalid("", "request is not valid JSON: "+JSONProblem(err))
 		}
 		key := tok.(string) // inside an object, the decoder only yields string keys here
 		var raw json.RawMessage
 		if err := dec.Decode(&raw); err != nil {
-			return req, invalid(key, "is not valid JSON: "+jsonProblem(err))
+			return req, invalid(key, "is not valid JSON: "+JSONProblem(err))
 		}
 		switch key {
 		case fieldFromUserID, fieldConvID, fieldConvType, fieldAll:
@@ -69,7 +71,7 @@ func parseRequest(data []byte) (Request, error) {
 		fields[key] = raw
 	}
 	if _, err := dec.Token(); err != nil { // the closing brace
-		return req, invalid("", "request is not valid JSON: "+jsonProblem(err))
+		return req, invalid("", "request is not valid JSON: "+JSONProblem(err))
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return req, invalid("", "request must be a single JSON object with nothing after it")
@@ -144,8 +146,8 @@ func isNull(raw json.RawMessage) bool { return string(bytes.TrimSpace(raw)) == "
 
 func invalid(field, rule string) error { return &zim.ValidationError{Field: field, Rule: rule} }
 
-// jsonProblem describes a decoding error without echoing the input.
-func jsonProblem(err error) string {
+// JSONProblem describes a decoding error without echoing the input.
+func JSONProblem(err error) string {
 	var se *json.SyntaxError
 	if errors.As(err, &se) {
 		return fmt.Sprintf("syntax error at byte %d", se.Offset)

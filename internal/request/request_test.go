@@ -1,10 +1,11 @@
-package main
+package request
 
 import (
 	"errors"
 	"strings"
 	"testing"
 
+	"github.com/zim-deleteconv/zim-deleteconv/internal/outcome"
 	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim"
 )
 
@@ -53,7 +54,7 @@ func TestParseRequest(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got, err := parseRequest([]byte(tt.in))
+			got, err := Parse([]byte(tt.in))
 			if tt.rule == "" {
 				if err != nil || got != tt.want {
 					t.Fatalf("got %+v, %v; want %+v", got, err, tt.want)
@@ -67,7 +68,7 @@ func TestParseRequest(t *testing.T) {
 			if ve.Field != tt.field || !strings.Contains(ve.Rule, tt.rule) {
 				t.Fatalf("got field %q rule %q, want field %q and a rule containing %q", ve.Field, ve.Rule, tt.field, tt.rule)
 			}
-			if !errors.Is(err, zim.ErrInvalidParameter) || classify(t.Context(), err) != InvalidRequest {
+			if !errors.Is(err, zim.ErrInvalidParameter) || outcome.Classify(t.Context(), err) != outcome.InvalidRequest {
 				t.Errorf("a validation error must classify as an invalid request")
 			}
 		})
@@ -85,7 +86,7 @@ func FuzzParseRequest(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		req, err := parseRequest(data)
+		req, err := Parse(data)
 		if err != nil {
 			var ve *zim.ValidationError
 			if !errors.As(err, &ve) {
@@ -101,24 +102,6 @@ func FuzzParseRequest(f *testing.F) {
 		}
 		if err := req.Delete.Validate(); err != nil {
 			t.Fatalf("accepted an invalid request %+v: %v", req, err)
-		}
-	})
-}
-
-func FuzzDetect(f *testing.F) {
-	for _, s := range []string{
-		`{"Records":[{"eventSource":"aws:sqs","body":"{}"}]}`,
-		`{"version":"2.0","requestContext":{"http":{"method":"POST"}}}`,
-		`{"httpMethod":"POST","requestContext":{}}`,
-		`{"FromUserId":"a"}`, `{"Records":1}`, `{"version":2}`, `7`,
-	} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		hs := &Handler{log: discardLogger(), jobWorkers: 1, sqsWorkers: 1, setupErr: errFuzzNoNetwork}
-		// Every shape gets an answer; a recovered panic would show as InternalError.
-		if _, err := hs.Invoke(t.Context(), data); err != nil && functionError(t, err).Type == "InternalError" {
-			t.Fatalf("handler panicked on %q", data)
 		}
 	})
 }

@@ -1,4 +1,7 @@
-package main
+// Package outcome names how a request ended (the contract's outcome classes),
+// classifies errors into them, and shapes the answers' bodies and the EMF
+// metric lines that report them.
+package outcome
 
 import (
 	"context"
@@ -76,10 +79,10 @@ func (o Outcome) HTTPStatus() int {
 	return http.StatusBadGateway
 }
 
-// classify maps an error from the zim client, the secret cache or the
+// Classify maps an error from the zim client, the secret cache or the
 // configuration to its outcome. ctx is the context the call ran under: a call
 // cut short by its deadline is a timeout whatever error it surfaced as.
-func classify(ctx context.Context, err error) Outcome {
+func Classify(ctx context.Context, err error) Outcome {
 	var cfgErr *config.Error
 	switch {
 	case err == nil:
@@ -104,10 +107,10 @@ func classify(ctx context.Context, err error) Outcome {
 	return UpstreamError
 }
 
-// describe is the caller-facing reason for err: the field and rule, or ZEGO's
+// Describe is the caller-facing reason for err: the field and rule, or ZEGO's
 // code, message and RequestId. It never holds a secret: none of the errors it
 // formats carries one.
-func describe(err error) string {
+func Describe(err error) string {
 	var ve *zim.ValidationError
 	var ae *zim.APIError
 	var cfgErr *config.Error
@@ -125,8 +128,8 @@ func describe(err error) string {
 	return err.Error()
 }
 
-// errorField is the request field an invalid-request error names, if any.
-func errorField(err error) string {
+// ErrorField is the request field an invalid-request error names, if any.
+func ErrorField(err error) string {
 	var ve *zim.ValidationError
 	if errors.As(err, &ve) {
 		return ve.Field

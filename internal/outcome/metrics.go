@@ -1,4 +1,4 @@
-package main
+package outcome
 
 import (
 	"encoding/json"
@@ -24,14 +24,15 @@ type Metrics struct {
 // NewMetrics writes EMF lines to w (standard output in Lambda).
 func NewMetrics(w io.Writer) *Metrics { return &Metrics{w: w, now: time.Now} }
 
-// outcomeCounts gathers one invocation's outcomes; safe for concurrent use.
-type outcomeCounts struct {
+// Counts gathers one invocation's outcomes; safe for concurrent use.
+type Counts struct {
 	mu        sync.Mutex
 	count     map[Outcome]int
 	latencyMs map[Outcome][]float64
 }
 
-func (c *outcomeCounts) add(o Outcome, resp *zim.Response) {
+// Add counts one outcome and, if ZEGO was asked, its latency.
+func (c *Counts) Add(o Outcome, resp *zim.Response) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.count == nil {
@@ -39,7 +40,7 @@ func (c *outcomeCounts) add(o Outcome, resp *zim.Response) {
 	}
 	c.count[o]++
 	if resp != nil && resp.Attempts > 0 {
-		c.latencyMs[o] = append(c.latencyMs[o], ms(resp.Latency))
+		c.latencyMs[o] = append(c.latencyMs[o], Millis(resp.Latency))
 	}
 }
 
@@ -67,7 +68,7 @@ type emfLine struct {
 }
 
 // Flush writes c's lines, outcomes in name order.
-func (m *Metrics) Flush(c *outcomeCounts) {
+func (m *Metrics) Flush(c *Counts) {
 	if m == nil {
 		return
 	}
@@ -100,3 +101,6 @@ func (m *Metrics) Flush(c *outcomeCounts) {
 		_, _ = m.w.Write(b) // a lost metric line must not fail the invocation
 	}
 }
+
+// Millis is d in milliseconds, to the microsecond, as the logs and metrics report latencies.
+func Millis(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
