@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda/messages"
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
+	"github.com/zim-deleteconv/zim-deleteconv/internal/job"
 	"github.com/zim-deleteconv/zim-deleteconv/internal/outcome"
 	"github.com/zim-deleteconv/zim-deleteconv/internal/request"
 	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim"
@@ -102,7 +103,7 @@ type result struct {
 	outcome outcome.Outcome
 	resp    *zim.Response // ZEGO's last answer, nil if none was made
 	err     error
-	job     *jobSummary // AllConversations requests only
+	job     *job.Summary // AllConversations requests only
 }
 
 // process performs one valid request. It runs on worker goroutines too,
@@ -121,6 +122,20 @@ func (inv *invocation) process(ctx context.Context, req request.Request) (r resu
 	}
 	resp, err := inv.h.zim.DeleteConversation(ctx, req.Delete)
 	return result{outcome: outcome.Classify(ctx, err), resp: resp, err: err}
+}
+
+// deleteAll runs an AllConversations job through the handler's client.
+func (inv *invocation) deleteAll(ctx context.Context, user string) result {
+	j := job.Job{ZIM: inv.h.zim, Workers: inv.h.jobWorkers, Recovered: inv.panicked, NotDeleted: inv.notDeleted}
+	r := j.Run(ctx, user)
+	return result{outcome: r.Outcome, resp: r.Resp, err: r.Err, job: r.Summary}
+}
+
+// notDeleted logs, at debug level, one conversation a job could not delete;
+// the job's summary names it too.
+func (inv *invocation) notDeleted(user string, c zim.Conversation, o outcome.Outcome, err error) {
+	inv.h.log.Debug("conversation not deleted", "requestId", inv.requestID, "fromUserId", user,
+		"convId", c.ConvID, "convType", int(c.ConvType), "outcome", o, "error", outcome.Describe(err))
 }
 
 // panicked logs a recovered panic with its stack and returns the error the

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zim-deleteconv/zim-deleteconv/internal/job"
 	"github.com/zim-deleteconv/zim-deleteconv/internal/outcome"
 	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim"
 	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim/zimtest"
@@ -28,13 +29,13 @@ func seedMany(hs *harness, n int) {
 	hs.seed("erin", convs...)
 }
 
-func directJob(t *testing.T, hs *harness, timeout time.Duration) jobSummary {
+func directJob(t *testing.T, hs *harness, timeout time.Duration) job.Summary {
 	t.Helper()
 	out, err := hs.invoke([]byte(allBody), timeout)
 	if err != nil {
 		t.Fatalf("function error: %v", err)
 	}
-	var s jobSummary
+	var s job.Summary
 	mustUnmarshal(t, out, &s)
 	return s
 }
@@ -48,7 +49,7 @@ func TestDeleteAllConversations(t *testing.T) {
 			seedMany(hs, n)
 			hs.seed("frank", peer("erin")) // someone else's conversations stay
 			s := directJob(t, hs, 30*time.Second)
-			want := jobSummary{FromUserID: "erin", Outcome: outcome.Deleted, Complete: true, Deleted: n}
+			want := job.Summary{FromUserID: "erin", Outcome: outcome.Deleted, Complete: true, Deleted: n}
 			if !equalSummary(s, want) {
 				t.Fatalf("summary %+v, want %+v", s, want)
 			}
@@ -74,7 +75,7 @@ func TestDeleteAllConversations(t *testing.T) {
 	}
 }
 
-func equalSummary(a, b jobSummary) bool {
+func equalSummary(a, b job.Summary) bool {
 	return a.FromUserID == b.FromUserID && a.Outcome == b.Outcome && a.Complete == b.Complete && a.Deleted == b.Deleted &&
 		a.AlreadyDeleted == b.AlreadyDeleted && a.Failed == b.Failed && slices.Equal(a.FailedConvIDs, b.FailedConvIDs)
 }

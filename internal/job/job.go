@@ -1,4 +1,8 @@
-package main
+// Package job runs an AllConversations request: it deletes every conversation
+// of one user, listing what ZEGO shows and deleting it with a few workers
+// through the caller's client (and so its rate limiter), until nothing is left
+// that it has not tried.
+package job
 
 import (
 	"context"
@@ -8,7 +12,6 @@ import (
 	"sync"
 
 	"github.com/zim-deleteconv/zim-deleteconv/internal/outcome"
-	"github.com/zim-deleteconv/zim-deleteconv/internal/request"
 	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim"
 )
 
@@ -20,8 +23,37 @@ const listPageSize = zim.MaxConversationListLimit
 // visible, so the job lists again until nothing new appears.
 const maxVisibleConversations = 1000
 
-// jobSummary is the answer to an AllConversations request.
-type jobSummary struct {
+// ZIM is what a job needs of the ZIM server API (*zim.Client).
+type ZIM interface {
+	DeleteConversation(ctx context.Context, req zim.DeleteConvRequest) (*zim.Response, error)
+	QueryConversationList(ctx context.Context, fromUserID string, limit int, next int64) (*zim.ConversationList, error)
+}
+
+// Job is what one AllConversations request runs with: the client, how many
+// deletions are in flight, and the trigger's hooks for what goes wrong.
+type Job struct {
+	ZIM ZIM
+	// Workers bounds the concurrent deletions; the client's rate limiter sets the pace.
+	Workers int
+	// Recovered turns a panic recovered while deleting one conversation into
+	// that conversation's error (a worker goroutine's panic would end the process).
+	Recovered func(p any) error
+	// NotDeleted, if set, is told of each conversation that failed or was cut short.
+	NotDeleted func(user string, c zim.Conversation, o outcome.Outcome, err error)
+}
+
+// Result is how a job ended.
+type Result struct {
+	Outcome outcome.Outcome
+	// Resp is ZEGO's answer when the first listing failed, else nil.
+	Resp *zim.Response
+	Err  error
+	// Summary is the answer's body; nil when the first listing failed and nothing was tried.
+	Summary *Summary
+}
+
+// Summary is the answer to an AllConversations request.
+type Summary struct {
 	FromUserID string          `json:"FromUserId"`
 	Outcome    outcome.Outcome `json:"Outcome"`
 	// Complete is false when the deadline stopped the job: send the same
@@ -35,7 +67,7 @@ type jobSummary struct {
 
 // jobError says how a job ended when some conversations could not be deleted.
 type jobError struct {
-	sum  *jobSummary
+	sum  *Summary
 	last error
 }
 
@@ -58,24 +90,24 @@ type convKey struct {
 	t  zim.ConvType
 }
 
-// deleteAll deletes every conversation of user: it lists what ZEGO shows,
-// deletes it through the same client (and so the same rate limiter) as single
+// Run deletes every conversation of user: it lists what ZEGO shows, deletes
+// it through the same client (and so the same rate limiter) as single
 // deletions, and lists again until nothing is left that it has not tried.
 // A conversation that fails does not stop the others.
-func (inv *invocation) deleteAll(ctx context.Context, user string) result {
-	sum := &jobSummary{FromUserID: user}
+func (j *Job) Run(ctx context.Context, user string) Result {
+	sum := &Summary{FromUserID: user}
 	tried := map[convKey]bool{}
 	var lastErr error
 	var lastOutcome outcome.Outcome
 	for {
-		convs, resp, err := inv.listVisible(ctx, user)
+		convs, resp, err := j.listVisible(ctx, user)
 		if err != nil {
 			o := outcome.Classify(ctx, err)
 			switch {
 			case outOfTime(ctx, err):
 				return jobResult(sum, outcome.Timeout, err)
 			case len(tried) == 0:
-				return result{outcome: o, resp: resp, err: err}
+				return Result{Outcome: o, Resp: resp, Err: err}
 			}
 			r := jobResult(sum, o, &jobError{sum: sum, last: err})
 			sum.Complete = false
@@ -92,7 +124,7 @@ func (inv *invocation) deleteAll(ctx context.Context, user string) result {
 			break
 		}
 		stopped := false
-		for _, r := range inv.deleteEach(ctx, user, todo) {
+		for _, r := range j.deleteEach(ctx, user, todo) {
 			switch {
 			case r.outcome == outcome.Deleted:
 				sum.Deleted++
@@ -118,19 +150,19 @@ func (inv *invocation) deleteAll(ctx context.Context, user string) result {
 }
 
 // jobResult ends a job as o; only a deadline leaves it incomplete.
-func jobResult(sum *jobSummary, o outcome.Outcome, err error) result {
+func jobResult(sum *Summary, o outcome.Outcome, err error) Result {
 	sum.Outcome = o
 	sum.Complete = o != outcome.Timeout
-	return result{outcome: o, err: err, job: sum}
+	return Result{Outcome: o, Err: err, Summary: sum}
 }
 
 // listVisible pages through QueryConversationList: at most the user's latest
 // 1000 conversations.
-func (inv *invocation) listVisible(ctx context.Context, user string) ([]zim.Conversation, *zim.Response, error) {
+func (j *Job) listVisible(ctx context.Context, user string) ([]zim.Conversation, *zim.Response, error) {
 	var all []zim.Conversation
 	var next int64
 	for len(all) < maxVisibleConversations {
-		page, err := inv.h.zim.QueryConversationList(ctx, user, listPageSize, next)
+		page, err := j.ZIM.QueryConversationList(ctx, user, listPageSize, next)
 		if err != nil {
 			var resp *zim.Response
 			if page != nil {
@@ -161,21 +193,20 @@ type convResult struct {
 }
 
 // deleteEach deletes convs with a few workers; the client's limiter sets the pace.
-func (inv *invocation) deleteEach(ctx context.Context, user string, convs []zim.Conversation) []convResult {
+func (j *Job) deleteEach(ctx context.Context, user string, convs []zim.Conversation) []convResult {
 	out := make([]convResult, len(convs))
 	jobs := make(chan int)
 	var wg sync.WaitGroup
-	for range min(inv.h.jobWorkers, len(convs)) {
+	for range min(j.Workers, len(convs)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := range jobs {
 				c := convs[i]
-				r := inv.process(ctx, request.Request{FromUserID: user, Delete: zim.DeleteConvRequest{FromUserID: user, ConvID: c.ConvID, ConvType: c.ConvType}})
-				out[i] = convResult{convID: c.ConvID, outcome: r.outcome, err: r.err}
-				if err := r.err; err != nil && !r.outcome.Success() {
-					inv.h.log.Debug("conversation not deleted", "requestId", inv.requestID, "fromUserId", user,
-						"convId", c.ConvID, "convType", int(c.ConvType), "outcome", out[i].outcome, "error", outcome.Describe(err))
+				o, err := j.deleteOne(ctx, zim.DeleteConvRequest{FromUserID: user, ConvID: c.ConvID, ConvType: c.ConvType})
+				out[i] = convResult{convID: c.ConvID, outcome: o, err: err}
+				if err != nil && !o.Success() && j.NotDeleted != nil {
+					j.NotDeleted(user, c, o, err)
 				}
 			}
 		}()
@@ -190,4 +221,19 @@ func (inv *invocation) deleteEach(ctx context.Context, user string, convs []zim.
 	close(jobs)
 	wg.Wait()
 	return out
+}
+
+// deleteOne deletes one conversation. It runs on a worker goroutine, where a
+// panic would end the process: it is recovered here.
+func (j *Job) deleteOne(ctx context.Context, req zim.DeleteConvRequest) (o outcome.Outcome, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			o, err = outcome.InternalError, errors.New("internal error while deleting a conversation")
+			if j.Recovered != nil {
+				err = j.Recovered(p)
+			}
+		}
+	}()
+	_, err = j.ZIM.DeleteConversation(ctx, req)
+	return outcome.Classify(ctx, err), err
 }
