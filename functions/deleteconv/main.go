@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/zim-deleteconv/zim-deleteconv/internal/config"
+	"github.com/zim-deleteconv/zim-deleteconv/internal/handler"
 	"github.com/zim-deleteconv/zim-deleteconv/internal/outcome"
 	"github.com/zim-deleteconv/zim-deleteconv/internal/secret"
 	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim"
@@ -36,16 +37,16 @@ func main() {
 // of the runtime restarting the function in a loop.
 //
 // Metric lines go to stdout, beside the logs, where CloudWatch extracts them.
-func build(ctx context.Context, cfg config.Config, cfgErr error, log *slog.Logger, stdout io.Writer) *Handler {
+func build(ctx context.Context, cfg config.Config, cfgErr error, log *slog.Logger, stdout io.Writer) *handler.Handler {
 	metrics := outcome.NewMetrics(stdout)
 	if cfgErr != nil {
 		log.Error("configuration error", "error", cfgErr.Error())
-		return NewHandler(nil, log, metrics, cfg.CallerClaim, cfgErr)
+		return handler.New(nil, log, metrics, cfg.CallerClaim, cfgErr)
 	}
 	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
 	if err != nil {
 		log.Error("AWS SDK configuration error", "error", err.Error())
-		return NewHandler(nil, log, metrics, cfg.CallerClaim, &config.Error{Variable: "AWS_REGION", Rule: "and the AWS SDK's settings must be valid: " + err.Error()})
+		return handler.New(nil, log, metrics, cfg.CallerClaim, &config.Error{Variable: "AWS_REGION", Rule: "and the AWS SDK's settings must be valid: " + err.Error()})
 	}
 	cache := secret.NewCache(secretsmanager.NewFromConfig(awsCfg), cfg.SecretID, cfg.SecretTTL, secret.WithLogger(log))
 	client, err := zim.New(0, "",
@@ -56,7 +57,7 @@ func build(ctx context.Context, cfg config.Config, cfgErr error, log *slog.Logge
 	)
 	if err != nil {
 		log.Error("ZIM client configuration error", "error", err.Error())
-		return NewHandler(nil, log, metrics, cfg.CallerClaim, &config.Error{Variable: "ZEGO_API_URL", Rule: "is invalid: " + err.Error()})
+		return handler.New(nil, log, metrics, cfg.CallerClaim, &config.Error{Variable: "ZEGO_API_URL", Rule: "is invalid: " + err.Error()})
 	}
-	return NewHandler(client, log, metrics, cfg.CallerClaim, nil)
+	return handler.New(client, log, metrics, cfg.CallerClaim, nil)
 }

@@ -12,7 +12,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/zim-deleteconv/zim-deleteconv/internal/config"
+	"github.com/zim-deleteconv/zim-deleteconv/internal/handler"
 	"github.com/zim-deleteconv/zim-deleteconv/internal/motoserver"
+	"github.com/zim-deleteconv/zim-deleteconv/internal/testutil"
 	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim/zimtest"
 )
 
@@ -49,8 +51,8 @@ func TestWiringThroughSecretsManager(t *testing.T) {
 
 	srv := zimtest.NewServer(zimtest.WithApp(testAppID, testSecret))
 	t.Cleanup(srv.Close)
-	logs := &syncBuffer{}
-	handler := func(secretID string) *Handler {
+	logs := &testutil.Buffer{}
+	newHandler := func(secretID string) *handler.Handler {
 		cfg, err := config.Load(func(k string) string {
 			return map[string]string{"ZEGO_SECRET_ID": secretID, "ZEGO_API_URL": srv.URL}[k]
 		})
@@ -59,13 +61,13 @@ func TestWiringThroughSecretsManager(t *testing.T) {
 		}
 		return build(t.Context(), cfg, nil, slog.New(slog.NewJSONHandler(logs, nil)), logs)
 	}
-	call := func(h *Handler, payload string) ([]byte, error) {
+	call := func(h *handler.Handler, payload string) ([]byte, error) {
 		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 		defer cancel()
 		return h.Invoke(ctx, []byte(payload))
 	}
 
-	good := handler("zim/good")
+	good := newHandler("zim/good")
 	srv.Seed(testAppID, "alice", peer("bob"), peer("carol"))
 	if _, err := call(good, body("alice", "bob", 0)); err != nil {
 		t.Fatalf("first invocation: %v", err)
@@ -89,7 +91,7 @@ func TestWiringThroughSecretsManager(t *testing.T) {
 		{"zim/bad", "ConfigurationError", "AppId"},
 	}
 	for _, tt := range tests {
-		_, err := call(handler(tt.secretID), body("alice", "dave", 0))
+		_, err := call(newHandler(tt.secretID), body("alice", "dave", 0))
 		ie := functionError(t, err)
 		if ie.Type != tt.errorType || !strings.Contains(ie.Message, tt.want) {
 			t.Errorf("%s: got %+v, want %s naming %q", tt.secretID, ie, tt.errorType, tt.want)
@@ -97,7 +99,7 @@ func TestWiringThroughSecretsManager(t *testing.T) {
 	}
 
 	// Secrets Manager gone: unavailable, and the next invocation tries again.
-	down := handler("zim/good")
+	down := newHandler("zim/good")
 	moto.Stop()
 	_, err := call(down, body("alice", "dave", 0))
 	if ie := functionError(t, err); ie.Type != "Unavailable" {
@@ -150,7 +152,7 @@ func TestWiringSecretsManagerAccessDenied(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &testutil.Buffer{}
 	h := build(t.Context(), cfg, nil, slog.New(slog.NewJSONHandler(logs, nil)), logs)
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()

@@ -1,4 +1,4 @@
-package main
+package handler
 
 import (
 	"fmt"
@@ -37,7 +37,7 @@ func BenchmarkSQSBatch10(b *testing.B) {
 		b.Fatal(err)
 	}
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
-	h := NewHandler(client, log, outcome.NewMetrics(io.Discard), "", nil)
+	h := New(client, log, outcome.NewMetrics(io.Discard), "", nil)
 	var recs []sqsRecord
 	for i := range 10 {
 		recs = append(recs, sqsRecord{id: fmt.Sprintf("m-%d", i), body: body("alice", fmt.Sprintf("conv-%d", i), 0)})

@@ -1,4 +1,8 @@
-package main
+// Package handler serves the function's triggers from one raw-JSON entry
+// point: it tells a direct invocation, API Gateway (HTTP API 2.0 and REST
+// 1.0) and SQS apart, runs each request, and answers the way its trigger
+// expects.
+package handler
 
 import (
 	"context"
@@ -39,8 +43,8 @@ type Handler struct {
 	sqsWorkers int
 }
 
-// NewHandler builds a Handler. setupErr (a configuration error) may be nil.
-func NewHandler(z ZIM, log *slog.Logger, metrics *outcome.Metrics, callerClaim string, setupErr error) *Handler {
+// New builds a Handler. setupErr (a configuration error) may be nil.
+func New(z ZIM, log *slog.Logger, metrics *outcome.Metrics, callerClaim string, setupErr error) *Handler {
 	return &Handler{zim: z, log: log, metrics: metrics, callerClaim: callerClaim, setupErr: setupErr, jobWorkers: 4, sqsWorkers: 10}
 }
 

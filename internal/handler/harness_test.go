@@ -1,4 +1,4 @@
-package main
+package handler
 
 import (
 	"bytes"
@@ -121,7 +121,7 @@ func newHarness(t *testing.T, opts ...harnessOpt) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs.h = NewHandler(client, log, outcome.NewMetrics(hs.emf), cfg.callerClaim, cfg.setupErr)
+	hs.h = New(client, log, outcome.NewMetrics(hs.emf), cfg.callerClaim, cfg.setupErr)
 	t.Cleanup(func() { hs.assertNoSecrets() })
 	return hs
 }
