@@ -3,11 +3,13 @@ package secret
 import (
 	"context"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim"
 )
@@ -37,22 +39,27 @@ type Cache struct {
 	now          func() time.Time
 	log          *slog.Logger
 
+	// group shares one fetch among concurrent callers. Each fetch has its
+	// own key (its generation), so that the Cache decides which fetch a
+	// caller may join.
+	group singleflight.Group
+
 	mu          sync.Mutex
 	creds       zim.Credentials
 	have        bool      // creds holds a successfully fetched value
 	fetchedAt   time.Time // when creds was fetched
 	lastRefresh time.Time // when the latest fetch started by Refresh started
-	inflight    *call
+	inflight    *flight   // the fetch callers join; nil when none
+	gen         uint64    // generation of the latest fetch started
 	fetches     int
 }
 
 var _ zim.CredentialsSource = (*Cache)(nil)
 
-// call is one GetSecretValue in flight; done is closed when creds/err are set.
-type call struct {
-	done  chan struct{}
-	creds zim.Credentials
-	err   error
+// flight is one GetSecretValue in flight.
+type flight struct {
+	gen uint64
+	key string // its singleflight key
 }
 
 // Option configures a Cache.
@@ -129,9 +136,9 @@ func (c *Cache) Credentials(ctx context.Context) (zim.Credentials, error) {
 		c.mu.Unlock()
 		return zim.Credentials{}, c.ctxError(err)
 	}
-	cl := c.startLocked(ctx)
+	ch := c.joinLocked(ctx)
 	c.mu.Unlock()
-	return c.wait(ctx, cl)
+	return c.wait(ctx, ch)
 }
 
 // Refresh is called when ZEGO said "invalid signature" to stale. When the
@@ -162,27 +169,34 @@ func (c *Cache) Refresh(ctx context.Context, stale zim.Credentials) (zim.Credent
 	if c.inflight == nil {
 		c.lastRefresh = c.now()
 	}
-	cl := c.startLocked(ctx)
+	ch := c.joinLocked(ctx)
 	c.mu.Unlock()
-	return c.wait(ctx, cl)
+	return c.wait(ctx, ch)
 }
 
-// startLocked joins the fetch in flight or starts one. c.mu must be held.
-func (c *Cache) startLocked(ctx context.Context) *call {
-	if c.inflight != nil {
-		return c.inflight
+// joinLocked joins the fetch in flight or starts one, and returns the channel
+// its result arrives on. c.mu must be held.
+func (c *Cache) joinLocked(ctx context.Context) <-chan singleflight.Result {
+	if c.inflight == nil {
+		c.gen++
+		c.inflight = &flight{gen: c.gen, key: strconv.FormatUint(c.gen, 10)}
+		c.fetches++
 	}
-	cl := &call{done: make(chan struct{})}
-	c.inflight = cl
-	c.fetches++
-	// Detached from the caller's cancellation (others may join), bounded by
-	// the fetch timeout; request-scoped values are kept.
-	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.fetchTimeout)
-	go func() {
+	f := c.inflight
+	// DoChan runs the function only when it starts the fetch; a caller that
+	// joins gets the same result on its own channel.
+	return c.group.DoChan(f.key, func() (any, error) {
+		// Detached from the caller's cancellation (others may join), bounded
+		// by the fetch timeout; request-scoped values are kept.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.fetchTimeout)
 		defer cancel()
-		c.finish(fctx, cl, c.fetch(fctx))
-	}()
-	return cl
+		r := c.fetch(fctx)
+		c.finish(fctx, f, r)
+		if r.err != nil {
+			return nil, r.err
+		}
+		return r.creds, nil
+	})
 }
 
 // result is what one fetch produced.
@@ -213,8 +227,9 @@ func (c *Cache) fetch(ctx context.Context) result {
 	return result{creds: creds, version: aws.ToString(out.VersionId)}
 }
 
-// finish records a fetch's result and releases its waiters.
-func (c *Cache) finish(ctx context.Context, cl *call, r result) {
+// finish records a fetch's result. Its waiters are released when the fetch
+// function returns, after the log line.
+func (c *Cache) finish(ctx context.Context, f *flight, r result) {
 	c.mu.Lock()
 	changed := false
 	if r.err == nil {
@@ -222,11 +237,10 @@ func (c *Cache) finish(ctx context.Context, cl *call, r result) {
 		c.creds, c.have = r.creds, true
 		c.fetchedAt = c.now()
 	}
-	c.inflight = nil
-	cl.creds, cl.err = r.creds, r.err
+	if c.inflight == f {
+		c.inflight = nil
+	}
 	c.mu.Unlock()
-	// Waiters are released after logging, so the log line precedes their return.
-	defer close(cl.done)
 
 	switch {
 	case r.err != nil:
@@ -244,13 +258,13 @@ func (c *Cache) finish(ctx context.Context, cl *call, r result) {
 }
 
 // wait returns the fetch's result, or gives up when ctx ends.
-func (c *Cache) wait(ctx context.Context, cl *call) (zim.Credentials, error) {
+func (c *Cache) wait(ctx context.Context, ch <-chan singleflight.Result) (zim.Credentials, error) {
 	select {
-	case <-cl.done:
-		if cl.err != nil {
-			return zim.Credentials{}, cl.err
+	case res := <-ch:
+		if res.Err != nil {
+			return zim.Credentials{}, res.Err
 		}
-		return cl.creds, nil
+		return res.Val.(zim.Credentials), nil
 	case <-ctx.Done():
 		return zim.Credentials{}, c.ctxError(ctx.Err())
 	}
