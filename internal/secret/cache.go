@@ -49,6 +49,7 @@ type Cache struct {
 	have        bool      // creds holds a successfully fetched value
 	fetchedAt   time.Time // when creds was fetched
 	lastRefresh time.Time // when the latest fetch started by Refresh started
+	credsGen    uint64    // generation of the fetch creds came from
 	inflight    *flight   // the fetch callers join; nil when none
 	gen         uint64    // generation of the latest fetch started
 	fetches     int
@@ -58,8 +59,9 @@ var _ zim.CredentialsSource = (*Cache)(nil)
 
 // flight is one GetSecretValue in flight.
 type flight struct {
-	gen uint64
-	key string // its singleflight key
+	gen      uint64
+	key      string    // its singleflight key
+	deadline time.Time // by c.now: when its own timeout has passed
 }
 
 // Option configures a Cache.
@@ -127,11 +129,13 @@ func (c *Cache) Fetches() int {
 // and the fetch goes on for whoever asks next.
 func (c *Cache) Credentials(ctx context.Context) (zim.Credentials, error) {
 	c.mu.Lock()
-	if c.have && c.now().Sub(c.fetchedAt) < c.ttl {
+	now := c.now()
+	if c.have && now.Sub(c.fetchedAt) < c.ttl {
 		creds := c.creds
 		c.mu.Unlock()
 		return creds, nil
 	}
+	c.dropOverdueLocked(ctx, now)
 	if err := ctx.Err(); err != nil && c.inflight == nil {
 		c.mu.Unlock()
 		return zim.Credentials{}, c.ctxError(err)
@@ -155,7 +159,9 @@ func (c *Cache) Refresh(ctx context.Context, stale zim.Credentials) (zim.Credent
 		c.mu.Unlock()
 		return creds, nil
 	}
-	if c.inflight == nil && c.have && !c.lastRefresh.IsZero() && c.now().Sub(c.lastRefresh) < c.minRefresh {
+	now := c.now()
+	c.dropOverdueLocked(ctx, now)
+	if c.inflight == nil && c.have && !c.lastRefresh.IsZero() && now.Sub(c.lastRefresh) < c.minRefresh {
 		creds := c.creds
 		c.mu.Unlock()
 		c.log.LogAttrs(ctx, slog.LevelDebug, "secret: refresh skipped, fetched moments ago",
@@ -167,11 +173,28 @@ func (c *Cache) Refresh(ctx context.Context, stale zim.Credentials) (zim.Credent
 		return zim.Credentials{}, c.ctxError(err)
 	}
 	if c.inflight == nil {
-		c.lastRefresh = c.now()
+		c.lastRefresh = now
 	}
 	ch := c.joinLocked(ctx)
 	c.mu.Unlock()
 	return c.wait(ctx, ch)
+}
+
+// dropOverdueLocked stops new callers joining a fetch whose own timeout has
+// passed by the Cache's clock. Lambda freezes the process between
+// invocations: a fetch started before a freeze may still look in flight after
+// the thaw, its timer not yet run and its connection likely dead. The next
+// caller starts a fresh fetch instead of inheriting that one's failure; the old
+// fetch ends on its timer, and its result is kept only if no newer fetch has
+// stored one. c.mu must be held.
+func (c *Cache) dropOverdueLocked(ctx context.Context, now time.Time) {
+	if c.inflight == nil || now.Before(c.inflight.deadline) {
+		return
+	}
+	c.log.LogAttrs(ctx, slog.LevelWarn, "secret: fetch in flight is past its timeout (frozen environment?); starting another",
+		slog.String("secret_id", c.secretID), slog.Duration("fetch_timeout", c.fetchTimeout),
+		slog.Duration("overdue", now.Sub(c.inflight.deadline)))
+	c.inflight = nil
 }
 
 // joinLocked joins the fetch in flight or starts one, and returns the channel
@@ -179,7 +202,7 @@ func (c *Cache) Refresh(ctx context.Context, stale zim.Credentials) (zim.Credent
 func (c *Cache) joinLocked(ctx context.Context) <-chan singleflight.Result {
 	if c.inflight == nil {
 		c.gen++
-		c.inflight = &flight{gen: c.gen, key: strconv.FormatUint(c.gen, 10)}
+		c.inflight = &flight{gen: c.gen, key: strconv.FormatUint(c.gen, 10), deadline: c.now().Add(c.fetchTimeout)}
 		c.fetches++
 	}
 	f := c.inflight
@@ -232,9 +255,11 @@ func (c *Cache) fetch(ctx context.Context) result {
 func (c *Cache) finish(ctx context.Context, f *flight, r result) {
 	c.mu.Lock()
 	changed := false
-	if r.err == nil {
+	// A fetch overtaken by a newer one (see dropOverdueLocked) does not
+	// overwrite that one's value.
+	if r.err == nil && f.gen > c.credsGen {
 		changed = c.have && c.creds != r.creds
-		c.creds, c.have = r.creds, true
+		c.creds, c.have, c.credsGen = r.creds, true, f.gen
 		c.fetchedAt = c.now()
 	}
 	if c.inflight == f {

@@ -214,6 +214,88 @@ func TestFetchTimeout(t *testing.T) {
 	})
 }
 
+// Lambda freezes the process between invocations. A fetch started in one
+// invocation and frozen with it may still look in flight after the thaw, its
+// timer not yet run. The next invocation joins it only while the fetch is
+// within its own timeout by the wall clock; after that it starts a fresh fetch,
+// and the old fetch's late answer does not overwrite the fresh one.
+func TestOverdueFetchIsNotJoined(t *testing.T) {
+	t.Parallel()
+	const fetchTimeout = 10 * time.Second
+	tests := []struct {
+		name        string
+		frozen      time.Duration // wall time that passes while the process is frozen
+		wantFetches int
+		want        zim.Credentials
+	}{
+		{name: "thawed within the fetch's timeout: joined", frozen: fetchTimeout - time.Second - time.Nanosecond, wantFetches: 1, want: credsB},
+		{name: "thawed as the fetch's timeout passes: fresh fetch", frozen: fetchTimeout - time.Second, wantFetches: 2, want: credsB},
+		{name: "thawed long after: fresh fetch", frozen: time.Hour, wantFetches: 2, want: credsB},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			synctest.Test(t, func(t *testing.T) {
+				// The injected clock is the wall clock; the bubble's clock drives
+				// the fetch's timer, which a frozen process has not run yet.
+				fake, clk := newFake(secretJSON(credsA)), newClock()
+				stuck := make(chan struct{})
+				fake.setBlock(stuck)
+				c := secret.NewCache(fake, testSecretID, time.Minute, secret.WithClock(clk.Now), secret.WithFetchTimeout(fetchTimeout))
+
+				// Invocation 1 starts the fetch and gives up at its deadline.
+				ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+				defer cancel()
+				if _, err := c.Credentials(ctx); !errors.Is(err, secret.ErrUnavailable) {
+					t.Fatalf("invocation 1: error = %v, want ErrUnavailable", err)
+				}
+				clk.Add(time.Second)
+
+				// Frozen; meanwhile the secret is rotated and Secrets Manager answers again.
+				clk.Add(tt.frozen)
+				fake.setBlock(nil)
+				fake.set(secretJSON(credsB), nil)
+
+				type answer struct {
+					creds zim.Credentials
+					err   error
+				}
+				got := make(chan answer, 1)
+				go func() {
+					creds, err := c.Credentials(t.Context())
+					got <- answer{creds, err}
+				}()
+				synctest.Wait()
+				if n := c.Fetches(); n != tt.wantFetches {
+					t.Errorf("Fetches after the thaw = %d, want %d", n, tt.wantFetches)
+				}
+				if tt.wantFetches == 2 {
+					// Invocation 2 has its answer from the fresh fetch already.
+					a := <-got
+					if a.err != nil || a.creds != tt.want {
+						t.Fatalf("invocation 2: AppId %d, %v; want credsB", a.creds.AppID, a.err)
+					}
+					fake.set(secretJSON(credsA), nil) // the old fetch's late answer is older
+				}
+				close(stuck)
+				if tt.wantFetches == 1 {
+					a := <-got
+					if a.err != nil || a.creds != tt.want {
+						t.Fatalf("invocation 2: AppId %d, %v; want credsB", a.creds.AppID, a.err)
+					}
+				}
+				synctest.Wait() // the old fetch has answered
+				if creds, err := c.Credentials(t.Context()); err != nil || creds != tt.want {
+					t.Errorf("after the old fetch ended: secret %.4q..., %v; want credsB", creds.ServerSecret, err)
+				}
+				if n := c.Fetches(); n != tt.wantFetches {
+					t.Errorf("Fetches at the end = %d, want %d", n, tt.wantFetches)
+				}
+			})
+		})
+	}
+}
+
 func TestRefresh(t *testing.T) {
 	t.Parallel()
 	const minRefresh = 2 * time.Second
