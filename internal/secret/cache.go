@@ -125,8 +125,8 @@ func (c *Cache) Fetches() int {
 // fetch is not cached: the next call tries again.
 //
 // The caller waits no longer than ctx allows; when ctx ends first the error
-// matches both ErrUnavailable and ctx.Err() (e.g. context.DeadlineExceeded),
-// and the fetch goes on for whoever asks next.
+// matches ErrUnavailable (not ctx.Err(): nothing was sent to ZEGO), and the
+// fetch goes on for whoever asks next.
 func (c *Cache) Credentials(ctx context.Context) (zim.Credentials, error) {
 	c.mu.Lock()
 	now := c.now()
@@ -232,7 +232,7 @@ type result struct {
 func (c *Cache) fetch(ctx context.Context) result {
 	out, err := c.api.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(c.secretID)})
 	if err != nil {
-		return result{err: classify(c.secretID, err)}
+		return result{err: classify(c.secretID, c.fetchTimeout, err)}
 	}
 	if out == nil {
 		return result{err: &Error{SecretID: c.secretID, Class: ErrUnavailable, Reason: "Secrets Manager returned no value: retry later"}}
@@ -295,7 +295,9 @@ func (c *Cache) wait(ctx context.Context, ch <-chan singleflight.Result) (zim.Cr
 	}
 }
 
+// ctxError is the caller's context ending before the secret arrived. It says
+// which way ctx ended but does not wrap ctx.Err() (see Error).
 func (c *Cache) ctxError(err error) error {
 	return &Error{SecretID: c.secretID, Class: ErrUnavailable,
-		Reason: "gave up waiting for Secrets Manager (the caller's deadline or cancellation)", Err: err}
+		Reason: "gave up waiting for Secrets Manager: the caller's context ended", Err: causeText(err.Error())}
 }

@@ -24,9 +24,10 @@
 //
 // Every error is an *Error that matches ErrConfiguration (not found, access
 // denied, cannot decrypt, refused, malformed value) or ErrUnavailable
-// (throttling, service or network failures, timeouts, the caller's context
-// ending; the latter also matches context.DeadlineExceeded or
-// context.Canceled). The AWS error stays reachable with errors.As
-// (smithy.APIError), a malformed value with *FieldError. No error or log line
-// contains the secret's value.
+// (throttling, service or network failures, a fetch past WithFetchTimeout,
+// the caller's context ending). None matches context.DeadlineExceeded or
+// context.Canceled: those mean a call to ZEGO may or may not have happened,
+// while a slow Secrets Manager means nothing was sent. The AWS error stays
+// reachable with errors.As (smithy.APIError), a malformed value with
+// *FieldError. No error or log line contains the secret's value.
 package secret

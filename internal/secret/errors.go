@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
@@ -21,17 +22,19 @@ var (
 	ErrConfiguration = errors.New("secrets manager configuration error")
 	// ErrUnavailable: Secrets Manager could not answer now (throttling,
 	// internal errors, network failures, timeouts, the caller's context
-	// ending); a later attempt may succeed.
+	// ending); a later attempt may succeed. Nothing was sent to ZEGO.
 	ErrUnavailable = errors.New("secrets manager unavailable")
 )
 
 // Error is a failure to get credentials from the secret.
 //
-// errors.Is matches Class (ErrConfiguration or ErrUnavailable) and anything
-// Err matches: context.DeadlineExceeded when the caller's context expired,
-// and errors.As finds the SDK's smithy.APIError (with its AWS error code) or
-// a *FieldError for a malformed value. The message names the secret and what
-// to do; it never contains the secret's value.
+// errors.Is matches Class (ErrConfiguration or ErrUnavailable), and errors.As
+// finds the SDK's smithy.APIError (with its AWS error code) or a *FieldError
+// for a malformed value. It never matches context.DeadlineExceeded or
+// context.Canceled: callers read those as "the remote call may have happened"
+// (a ZEGO timeout), while a slow Secrets Manager means nothing was sent. The
+// message names the secret and what to do; it never contains the secret's
+// value.
 type Error struct {
 	SecretID string
 	Class    error  // ErrConfiguration or ErrUnavailable
@@ -55,12 +58,18 @@ func (e *Error) Unwrap() []error {
 	return []error{e.Class, e.Err}
 }
 
-// classify turns a GetSecretValue failure into an *Error. AWS error codes
-// decide; without one (an answer the SDK could not decode, e.g. moto's XML
-// AccessDenied), an HTTP 401/403 is a configuration error and anything else
-// is transient.
-func classify(secretID string, err error) *Error {
+// classify turns a GetSecretValue failure into an *Error. A call cut short by
+// the fetch timeout is unavailable, whatever else it carries. Otherwise AWS
+// error codes decide; without one (an answer the SDK could not decode, e.g.
+// moto's XML AccessDenied), an HTTP 401/403 is a configuration error and
+// anything else is transient.
+func classify(secretID string, timeout time.Duration, err error) *Error {
 	e := &Error{SecretID: secretID, Class: ErrUnavailable, Err: err}
+	if isContextError(err) {
+		e.Reason = fmt.Sprintf("Secrets Manager did not answer within %v (the fetch timeout): retry later", timeout)
+		e.Err = causeText(err.Error())
+		return e
+	}
 	var api smithy.APIError
 	if errors.As(err, &api) {
 		switch api.ErrorCode() {
@@ -93,10 +102,16 @@ func classify(secretID string, err error) *Error {
 		}
 		return e
 	}
-	if errors.Is(err, context.DeadlineExceeded) {
-		e.Reason = "Secrets Manager did not answer in time: retry later"
-		return e
-	}
 	e.Reason = "could not reach Secrets Manager: check the network path (VPC endpoint or NAT) and retry"
 	return e
 }
+
+func isContextError(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
+}
+
+// causeText keeps a cause's message for the log without its identity, so that
+// errors.Is does not find context.DeadlineExceeded through it.
+type causeText string
+
+func (c causeText) Error() string { return string(c) }
