@@ -2,6 +2,7 @@ package secret
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -25,6 +26,7 @@ const (
 	DefaultTTL                = 5 * time.Minute
 	DefaultMinRefreshInterval = time.Second
 	DefaultFetchTimeout       = 10 * time.Second
+	DefaultStaleGrace         = 15 * time.Minute
 )
 
 // Cache is a zim.CredentialsSource backed by one Secrets Manager secret. It is
@@ -36,6 +38,7 @@ type Cache struct {
 	ttl          time.Duration
 	minRefresh   time.Duration
 	fetchTimeout time.Duration
+	staleGrace   time.Duration
 	now          func() time.Time
 	log          *slog.Logger
 
@@ -53,6 +56,12 @@ type Cache struct {
 	inflight    *flight   // the fetch callers join; nil when none
 	gen         uint64    // generation of the latest fetch started
 	fetches     int
+	// failedAt is when a fetch last failed as unavailable with creds still
+	// within the grace period; zero once a fetch succeeds. While set, calls
+	// past the TTL are answered with creds at once.
+	failedAt    time.Time
+	refused     bool // ZEGO refused creds (see Refresh): never served stale
+	staleServed int
 }
 
 var _ zim.CredentialsSource = (*Cache)(nil)
@@ -77,13 +86,29 @@ func WithLogger(l *slog.Logger) Option { return func(c *Cache) { c.log = l } }
 
 // WithMinRefreshInterval is the shortest time between two fetches caused by
 // Refresh (default DefaultMinRefreshInterval): a wrong secret must not make
-// every message of a batch call Secrets Manager.
+// every message of a batch call Secrets Manager. It also spaces the
+// background retries while stale credentials are served (see WithStaleGrace).
 func WithMinRefreshInterval(d time.Duration) Option { return func(c *Cache) { c.minRefresh = d } }
 
 // WithFetchTimeout bounds one GetSecretValue call, retries by the SDK included
 // (default DefaultFetchTimeout). The call does not end with the context of the
 // caller that started it, because other callers may be waiting for it.
 func WithFetchTimeout(d time.Duration) Option { return func(c *Cache) { c.fetchTimeout = d } }
+
+// WithStaleGrace is how long past the TTL the cached credentials stay in use
+// when Secrets Manager cannot be reached (default DefaultStaleGrace; 0 or less
+// turns this off): a throttled or failing Secrets Manager must not stop every request
+// while ZEGO still accepts the credentials it gave earlier.
+//
+// After a refresh fails as ErrUnavailable, callers get the cached credentials
+// at once, and the Cache retries in the background at most once per minimum
+// refresh interval until a fetch succeeds or the grace period ends; each failed
+// fetch is logged once, and StaleServed counts the answers. A configuration
+// error (access denied, secret deleted, malformed value) is returned as it
+// is, since it will not pass on its own, and so is any error for credentials
+// ZEGO refused (see Refresh). AWS's aws-secretsmanager-caching-go also returns
+// the cached value when a refresh fails, for any error and without a bound.
+func WithStaleGrace(d time.Duration) Option { return func(c *Cache) { c.staleGrace = d } }
 
 // NewCache returns a Cache for secretID (a name or an ARN) that keeps fetched
 // credentials for ttl (DefaultTTL when ttl <= 0). Nothing is fetched until
@@ -98,6 +123,7 @@ func NewCache(api GetSecretValueAPI, secretID string, ttl time.Duration, opts ..
 		ttl:          ttl,
 		minRefresh:   DefaultMinRefreshInterval,
 		fetchTimeout: DefaultFetchTimeout,
+		staleGrace:   DefaultStaleGrace,
 		now:          time.Now,
 		log:          slog.New(slog.DiscardHandler),
 	}
@@ -120,9 +146,20 @@ func (c *Cache) Fetches() int {
 	return c.fetches
 }
 
+// StaleServed is how many Credentials calls were answered with credentials
+// past their TTL because Secrets Manager could not be reached (see
+// WithStaleGrace). The difference over an invocation is its count.
+func (c *Cache) StaleServed() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.staleServed
+}
+
 // Credentials returns the cached credentials while they are younger than the
 // TTL, and otherwise fetches them. Concurrent callers share one fetch. A failed
-// fetch is not cached: the next call tries again.
+// fetch is not cached: the next call tries again. Past the TTL, a fetch that
+// fails as ErrUnavailable is answered with the cached credentials for a grace
+// period (see WithStaleGrace); with nothing cached, it fails.
 //
 // The caller waits no longer than ctx allows; when ctx ends first the error
 // matches ErrUnavailable (not ctx.Err(): nothing was sent to ZEGO), and the
@@ -136,13 +173,47 @@ func (c *Cache) Credentials(ctx context.Context) (zim.Credentials, error) {
 		return creds, nil
 	}
 	c.dropOverdueLocked(ctx, now)
+	if !c.failedAt.IsZero() && c.staleUsableLocked(now) {
+		// Secrets Manager is failing: answer at once, and retry in the
+		// background no more often than the minimum refresh interval.
+		if c.inflight == nil && now.Sub(c.failedAt) >= c.minRefresh {
+			c.joinLocked(ctx)
+		}
+		c.staleServed++
+		creds := c.creds
+		c.mu.Unlock()
+		return creds, nil
+	}
 	if err := ctx.Err(); err != nil && c.inflight == nil {
 		c.mu.Unlock()
 		return zim.Credentials{}, c.ctxError(err)
 	}
 	ch := c.joinLocked(ctx)
 	c.mu.Unlock()
-	return c.wait(ctx, ch)
+	creds, err := c.wait(ctx, ch)
+	if err == nil || ctx.Err() != nil || !errors.Is(err, ErrUnavailable) {
+		return creds, err
+	}
+	// The fetch failed: finish has decided whether stale credentials may
+	// stand in (another fetch may even have succeeded meanwhile).
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now = c.now()
+	switch {
+	case c.have && now.Sub(c.fetchedAt) < c.ttl:
+		return c.creds, nil
+	case !c.failedAt.IsZero() && c.staleUsableLocked(now):
+		c.staleServed++
+		return c.creds, nil
+	}
+	return zim.Credentials{}, err
+}
+
+// staleUsableLocked reports whether creds may stand in for a failed fetch at
+// now: ZEGO has not refused them and they are past their TTL by less than the
+// grace period. c.mu must be held.
+func (c *Cache) staleUsableLocked(now time.Time) bool {
+	return c.staleGrace > 0 && c.have && !c.refused && now.Sub(c.fetchedAt) < c.ttl+c.staleGrace
 }
 
 // Refresh is called when ZEGO said "invalid signature" to stale. When the
@@ -151,7 +222,8 @@ func (c *Cache) Credentials(ctx context.Context) (zim.Credentials, error) {
 // concurrent callers, but not sooner than the minimum refresh interval after
 // the previous refresh started: within it, the current credentials are
 // returned as they are. The first refresh always fetches, so a secret rotated
-// moments after it was cached is picked up at once.
+// moments after it was cached is picked up at once. A failed fetch is returned
+// as an error: the refused credentials are never served stale.
 func (c *Cache) Refresh(ctx context.Context, stale zim.Credentials) (zim.Credentials, error) {
 	c.mu.Lock()
 	if c.have && c.creds != stale {
@@ -174,6 +246,10 @@ func (c *Cache) Refresh(ctx context.Context, stale zim.Credentials) (zim.Credent
 	}
 	if c.inflight == nil {
 		c.lastRefresh = now
+	}
+	if c.have && c.creds == stale {
+		// ZEGO refused them: they are no fallback if this fetch fails.
+		c.refused = true
 	}
 	ch := c.joinLocked(ctx)
 	c.mu.Unlock()
@@ -254,20 +330,34 @@ func (c *Cache) fetch(ctx context.Context) result {
 // function returns, after the log line.
 func (c *Cache) finish(ctx context.Context, f *flight, r result) {
 	c.mu.Lock()
-	changed := false
+	now := c.now()
+	changed, stale := false, false
 	// A fetch overtaken by a newer one (see dropOverdueLocked) does not
-	// overwrite that one's value.
-	if r.err == nil && f.gen > c.credsGen {
-		changed = c.have && c.creds != r.creds
-		c.creds, c.have, c.credsGen = r.creds, true, f.gen
-		c.fetchedAt = c.now()
+	// overwrite that one's value or state.
+	if f.gen > c.credsGen {
+		switch {
+		case r.err == nil:
+			changed = c.have && c.creds != r.creds
+			c.creds, c.have, c.credsGen = r.creds, true, f.gen
+			c.fetchedAt = now
+			c.failedAt, c.refused = time.Time{}, false
+		case errors.Is(r.err, ErrUnavailable) && c.staleUsableLocked(now):
+			c.failedAt, stale = now, true
+		default:
+			c.failedAt = time.Time{}
+		}
 	}
+	age, until := now.Sub(c.fetchedAt), c.fetchedAt.Add(c.ttl+c.staleGrace)
 	if c.inflight == f {
 		c.inflight = nil
 	}
 	c.mu.Unlock()
 
 	switch {
+	case stale:
+		c.log.LogAttrs(ctx, slog.LevelWarn, "secret: fetch failed, serving the cached credentials past their TTL",
+			slog.String("secret_id", c.secretID), slog.String("error", r.err.Error()),
+			slog.Duration("credentials_age", age), slog.Time("stale_until", until))
 	case r.err != nil:
 		c.log.LogAttrs(ctx, slog.LevelWarn, "secret: fetch failed",
 			slog.String("secret_id", c.secretID), slog.String("error", r.err.Error()))

@@ -11,7 +11,10 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/aws/smithy-go"
+
 	"github.com/zim-deleteconv/zim-deleteconv/internal/secret"
+	"github.com/zim-deleteconv/zim-deleteconv/internal/testutil"
 	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim"
 )
 
@@ -495,13 +498,195 @@ func TestFetchErrors(t *testing.T) {
 	}
 }
 
+// Past the TTL, a refresh that fails because Secrets Manager cannot answer is
+// answered with the cached credentials for the grace period; other failures,
+// and any failure once the grace period is over, are errors.
+func TestStaleOnError(t *testing.T) {
+	t.Parallel()
+	const (
+		ttl          = 5 * time.Minute
+		grace        = 15 * time.Minute
+		fetchTimeout = 3 * time.Second
+	)
+	denied := &smithy.GenericAPIError{Code: "AccessDeniedException", Message: "not authorized"}
+	tests := []struct {
+		name      string
+		opts      []secret.Option
+		after     time.Duration // time between the first fetch and the failing one
+		value     string
+		err       error
+		hang      bool // Secrets Manager does not answer
+		wantErr   error
+		wantStale int
+	}{
+		{name: "unavailable just past the TTL", after: ttl, err: errors.New("connection reset"), wantStale: 1},
+		{name: "unavailable just before the grace period ends", after: ttl + grace - time.Nanosecond, err: errors.New("connection reset"), wantStale: 1},
+		{name: "unavailable when the grace period ends", after: ttl + grace, err: errors.New("connection reset"), wantErr: secret.ErrUnavailable},
+		{name: "throttled", after: ttl, err: &smithy.GenericAPIError{Code: "ThrottlingException"}, wantStale: 1},
+		{name: "no answer within the fetch timeout", after: ttl, hang: true, wantStale: 1},
+		{name: "default grace period", opts: []secret.Option{}, after: ttl + secret.DefaultStaleGrace - time.Second, err: errors.New("connection reset"), wantStale: 1},
+		{name: "grace period off", opts: []secret.Option{secret.WithStaleGrace(0)}, after: ttl, err: errors.New("connection reset"), wantErr: secret.ErrUnavailable},
+		{name: "access denied", after: ttl, err: denied, wantErr: secret.ErrConfiguration},
+		{name: "malformed value", after: ttl, value: `{"AppId": 1}`, wantErr: secret.ErrConfiguration},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			synctest.Test(t, func(t *testing.T) {
+				var logs testutil.Buffer
+				opts := tt.opts
+				if opts == nil {
+					opts = []secret.Option{secret.WithStaleGrace(grace)}
+				}
+				opts = append(opts, secret.WithFetchTimeout(fetchTimeout),
+					secret.WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))))
+				fake := newFake(secretJSON(credsA))
+				c := secret.NewCache(fake, testSecretID, ttl, opts...)
+				if _, err := c.Credentials(t.Context()); err != nil {
+					t.Fatal(err)
+				}
+
+				time.Sleep(tt.after)
+				value := tt.value
+				if value == "" {
+					value = secretJSON(credsB)
+				}
+				fake.set(value, tt.err)
+				if tt.hang {
+					fake.setBlock(make(chan struct{}))
+				}
+				got, err := c.Credentials(t.Context())
+				if tt.wantErr != nil {
+					if !errors.Is(err, tt.wantErr) {
+						t.Fatalf("error = %v, want %v", err, tt.wantErr)
+					}
+					assertNoSecret(t, "error", err.Error())
+				} else if err != nil || got != credsA {
+					t.Fatalf("Credentials = secret %.4q..., %v; want the cached credsA", got.ServerSecret, err)
+				}
+				if n := c.StaleServed(); n != tt.wantStale {
+					t.Errorf("StaleServed = %d, want %d", n, tt.wantStale)
+				}
+				if n := c.Fetches(); n != 2 {
+					t.Errorf("Fetches = %d, want 2", n)
+				}
+				out := logs.String()
+				if n := strings.Count(out, "serving the cached credentials"); n != tt.wantStale {
+					t.Errorf("%d log lines say stale credentials are served, want %d:\n%s", n, tt.wantStale, out)
+				}
+				assertNoSecret(t, "logs", out)
+			})
+		})
+	}
+}
+
+// During an outage, callers past the TTL are answered at once with the cached
+// credentials; one background fetch at a time retries, no more often than the
+// minimum refresh interval, each failure logged once; the first fetch that
+// succeeds ends it.
+func TestStaleDuringAnOutage(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		const (
+			ttl          = time.Minute
+			minRefresh   = 2 * time.Second
+			fetchTimeout = 5 * time.Second
+		)
+		var logs testutil.Buffer
+		fake := newFake(secretJSON(credsA))
+		c := secret.NewCache(fake, testSecretID, ttl, secret.WithMinRefreshInterval(minRefresh),
+			secret.WithFetchTimeout(fetchTimeout), secret.WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))))
+		call := func(step string, want zim.Credentials, wantFetches int) {
+			t.Helper()
+			start := time.Now()
+			got, err := c.Credentials(t.Context())
+			if err != nil || got != want {
+				t.Fatalf("%s: Credentials = secret %.4q..., %v; want %.4q...", step, got.ServerSecret, err, want.ServerSecret)
+			}
+			if waited := time.Since(start); waited != 0 {
+				t.Errorf("%s: waited %v, want an answer at once", step, waited)
+			}
+			if n := c.Fetches(); n != wantFetches {
+				t.Errorf("%s: Fetches = %d, want %d", step, n, wantFetches)
+			}
+		}
+		call("first fetch", credsA, 1)
+
+		time.Sleep(ttl)
+		fake.set(secretJSON(credsB), errors.New("HTTP 500"))
+		call("refresh fails", credsA, 2)
+		call("within the retry interval", credsA, 2)
+
+		time.Sleep(minRefresh)
+		hung := make(chan struct{})
+		fake.setBlock(hung)
+		call("retry interval passed: background retry", credsA, 3)
+		call("while the retry is in flight", credsA, 3)
+		time.Sleep(fetchTimeout) // the retry times out
+		synctest.Wait()
+
+		fake.setBlock(nil)
+		fake.set(secretJSON(credsB), nil) // Secrets Manager is back, with a rotated secret
+		call("within the retry interval again", credsA, 3)
+		time.Sleep(minRefresh)
+		call("background retry that succeeds", credsA, 4)
+		synctest.Wait()
+		call("after the outage", credsB, 4)
+
+		if n := c.StaleServed(); n != 6 {
+			t.Errorf("StaleServed = %d, want 6", n)
+		}
+		out := logs.String()
+		if n := strings.Count(out, "serving the cached credentials"); n != 2 {
+			t.Errorf("%d log lines say stale credentials are served, want 2 (one per failed fetch):\n%s", n, out)
+		}
+		assertNoSecret(t, "logs", out)
+	})
+}
+
+// An invalid signature (Refresh) forces a fresh fetch even while stale
+// credentials are being served, and the credentials ZEGO refused are then
+// never served stale: a failed fetch is an error.
+func TestRefreshNeverFallsBackToStale(t *testing.T) {
+	t.Parallel()
+	fake, clk := newFake(secretJSON(credsA)), newClock()
+	c := secret.NewCache(fake, testSecretID, time.Minute, secret.WithClock(clk.Now))
+	if _, err := c.Credentials(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(time.Minute)
+	fake.set(secretJSON(credsB), errors.New("connection reset"))
+	if got, err := c.Credentials(t.Context()); err != nil || got != credsA {
+		t.Fatalf("Credentials during the outage = %v; want the cached credsA", err)
+	}
+
+	// ZEGO refuses credsA: the refresh fetches at once, and fails.
+	if got, err := c.Refresh(t.Context(), credsA); !errors.Is(err, secret.ErrUnavailable) || got != (zim.Credentials{}) {
+		t.Fatalf("Refresh = AppId %d, %v; want no credentials and ErrUnavailable", got.AppID, err)
+	}
+	if n := c.Fetches(); n != 3 {
+		t.Errorf("Fetches = %d after Refresh, want 3 (Refresh fetched)", n)
+	}
+	if got, err := c.Credentials(t.Context()); !errors.Is(err, secret.ErrUnavailable) || got != (zim.Credentials{}) {
+		t.Errorf("Credentials after the refused refresh = AppId %d, %v; want ErrUnavailable, not the refused credentials", got.AppID, err)
+	}
+	if n := c.StaleServed(); n != 1 {
+		t.Errorf("StaleServed = %d, want 1 (before the refusal only)", n)
+	}
+
+	// Once Secrets Manager answers, the new value is used.
+	fake.set(secretJSON(credsB), nil)
+	if got, err := c.Credentials(t.Context()); err != nil || got != credsB {
+		t.Errorf("Credentials after recovery = %v; want credsB", err)
+	}
+}
+
 // Debug logs of successful fetches, rotations and failures name the secret
 // and never its value.
 func TestLogsNeverContainTheSecret(t *testing.T) {
 	t.Parallel()
-	var buf bytes.Buffer
-	var mu sync.Mutex
-	log := slog.New(slog.NewJSONHandler(&lockedWriter{w: &buf, mu: &mu}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	var buf testutil.Buffer
+	log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	fake, clk := newFake(secretJSON(credsA)), newClock()
 	c := secret.NewCache(fake, testSecretID, time.Minute, secret.WithClock(clk.Now), secret.WithLogger(log))
 
@@ -519,26 +704,13 @@ func TestLogsNeverContainTheSecret(t *testing.T) {
 		_, _ = c.Credentials(t.Context())
 		clk.Add(time.Minute)
 	}
-	mu.Lock()
 	out := buf.String()
-	mu.Unlock()
 	for _, want := range []string{"secret: fetched", "secret: credentials changed", "secret: fetch failed", testSecretID} {
 		if !bytes.Contains([]byte(out), []byte(want)) {
 			t.Errorf("logs do not contain %q:\n%s", want, out)
 		}
 	}
 	assertNoSecret(t, "logs", out)
-}
-
-type lockedWriter struct {
-	w  *bytes.Buffer
-	mu *sync.Mutex
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
 
 func BenchmarkCredentialsCached(b *testing.B) {

@@ -15,10 +15,20 @@
 // # Fetching
 //
 // One GetSecretValue per TTL in the steady state: concurrent callers share the
-// fetch in flight, and a failed fetch is not cached, so the next caller tries
-// again. Refresh is deduplicated the same way and rate-limited by
-// WithMinRefreshInterval. A caller never waits past its context; the fetch it
-// started goes on (bounded by WithFetchTimeout) and serves the next caller.
+// fetch in flight (golang.org/x/sync/singleflight), and a failed fetch is not
+// cached, so the next caller tries again. Refresh is deduplicated the same way
+// and rate-limited by WithMinRefreshInterval. A caller never waits past its
+// context; the fetch it started goes on (bounded by WithFetchTimeout) and
+// serves the next caller.
+//
+// # Stale on error
+//
+// Past the TTL, when Secrets Manager cannot answer (throttling, an outage, a
+// timeout), the cached credentials stay in use for WithStaleGrace (15 minutes
+// by default): ZEGO still accepts them. Each failed fetch is logged once and
+// StaleServed counts the answers. Nothing cached, a configuration error, or
+// credentials ZEGO refused (Refresh after an invalid signature) are never
+// covered this way.
 //
 // # Errors
 //
