@@ -112,7 +112,7 @@ func WithStaleGrace(d time.Duration) Option { return func(c *Cache) { c.staleGra
 
 // NewCache returns a Cache for secretID (a name or an ARN) that keeps fetched
 // credentials for ttl (DefaultTTL when ttl <= 0). Nothing is fetched until
-// credentials are first needed.
+// credentials are first needed or Prefetch is called.
 func NewCache(api GetSecretValueAPI, secretID string, ttl time.Duration, opts ...Option) *Cache {
 	if ttl <= 0 {
 		ttl = DefaultTTL
@@ -207,6 +207,32 @@ func (c *Cache) Credentials(ctx context.Context) (zim.Credentials, error) {
 		return c.creds, nil
 	}
 	return zim.Credentials{}, err
+}
+
+// Prefetch starts fetching the credentials in the background and returns at
+// once; it does nothing when fresh credentials are cached or a fetch is in
+// flight. It is meant for the function's init, beside the warm-up of the ZEGO
+// connection. The fetch is the one Credentials and Refresh share, so the
+// first caller waits for it instead of starting another. It is bounded by the
+// fetch timeout, keeps ctx's values but not its cancellation, and fails
+// nothing: a failure is logged and the next caller fetches as it would have.
+//
+// Lambda may freeze the environment with this fetch in flight (with
+// provisioned concurrency, init runs long before the first invocation). After
+// the thaw, a caller joins the fetch only while it is within its own timeout
+// by the Cache's clock; later, it starts a fresh fetch, and the frozen one
+// ends on its timer without overwriting a newer value.
+func (c *Cache) Prefetch(ctx context.Context) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.now()
+	if c.have && now.Sub(c.fetchedAt) < c.ttl {
+		return
+	}
+	c.dropOverdueLocked(ctx, now)
+	if c.inflight == nil {
+		c.joinLocked(ctx)
+	}
 }
 
 // staleUsableLocked reports whether creds may stand in for a failed fetch at

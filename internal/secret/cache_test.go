@@ -498,6 +498,126 @@ func TestFetchErrors(t *testing.T) {
 	}
 }
 
+// Prefetch starts the shared fetch in the background and returns at once; the
+// first caller waits for that fetch instead of starting a second one, even
+// after the init context that started it has ended.
+func TestPrefetchIsJoinedByTheFirstCall(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		fake := newFake(secretJSON(credsA))
+		release := make(chan struct{})
+		fake.setBlock(release)
+		c := secret.NewCache(fake, testSecretID, time.Minute)
+
+		initCtx, endInit := context.WithCancel(t.Context())
+		c.Prefetch(initCtx)
+		c.Prefetch(initCtx) // a second Prefetch adds nothing
+		endInit()
+		synctest.Wait()
+		if n := fake.Calls(); n != 1 {
+			t.Fatalf("GetSecretValue calls after Prefetch = %d, want 1 (started in the background)", n)
+		}
+
+		got := make(chan error, 1)
+		go func() {
+			creds, err := c.Credentials(t.Context())
+			if err == nil && creds != credsA {
+				err = errors.New("wrong credentials")
+			}
+			got <- err
+		}()
+		synctest.Wait() // the first call is waiting for the prefetch
+		close(release)
+		if err := <-got; err != nil {
+			t.Fatalf("first Credentials: %v", err)
+		}
+		if n := c.Fetches(); n != 1 || fake.Calls() != 1 {
+			t.Errorf("Fetches = %d (API calls %d), want 1: the first call joined the prefetch", n, fake.Calls())
+		}
+		c.Prefetch(t.Context()) // fresh credentials cached: nothing to do
+		synctest.Wait()
+		if n := c.Fetches(); n != 1 {
+			t.Errorf("Fetches = %d after a Prefetch with fresh credentials, want 1", n)
+		}
+	})
+}
+
+// A prefetch that fails or times out fails nothing: it is logged, and the
+// first call fetches as it would have without it.
+func TestPrefetchFailureIsNotCached(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		err  error
+		hang bool
+	}{
+		{name: "Secrets Manager unreachable", err: errors.New("dial tcp: connection refused")},
+		{name: "Secrets Manager does not answer", hang: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			synctest.Test(t, func(t *testing.T) {
+				var logs testutil.Buffer
+				fake := newFake(secretJSON(credsA))
+				fake.set(secretJSON(credsA), tt.err)
+				if tt.hang {
+					fake.setBlock(make(chan struct{}))
+				}
+				c := secret.NewCache(fake, testSecretID, time.Minute, secret.WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))))
+				c.Prefetch(t.Context())
+				time.Sleep(secret.DefaultFetchTimeout)
+				synctest.Wait() // the prefetch has failed
+
+				fake.set(secretJSON(credsA), nil)
+				fake.setBlock(nil)
+				creds, err := c.Credentials(t.Context())
+				if err != nil || creds != credsA {
+					t.Fatalf("first Credentials after a failed prefetch = %v; want credsA", err)
+				}
+				if n := c.Fetches(); n != 2 {
+					t.Errorf("Fetches = %d, want 2 (the failure was not cached)", n)
+				}
+				out := logs.String()
+				if n := strings.Count(out, "secret: fetch failed"); n != 1 {
+					t.Errorf("%d failed fetches logged, want 1:\n%s", n, out)
+				}
+				assertNoSecret(t, "logs", out)
+			})
+		})
+	}
+}
+
+// A prefetch frozen with the environment after init (provisioned concurrency)
+// and found past its own timeout at the first invocation is not joined: the
+// first call fetches afresh at once.
+func TestPrefetchFrozenPastItsTimeout(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		fake, clk := newFake(secretJSON(credsA)), newClock()
+		frozen := make(chan struct{})
+		defer close(frozen)
+		fake.setBlock(frozen)
+		c := secret.NewCache(fake, testSecretID, time.Minute, secret.WithClock(clk.Now))
+		c.Prefetch(t.Context())
+		synctest.Wait()
+
+		clk.Add(secret.DefaultFetchTimeout) // wall time while frozen; the fetch's timer has not run
+		fake.setBlock(nil)
+		start := time.Now()
+		creds, err := c.Credentials(t.Context())
+		if err != nil || creds != credsA {
+			t.Fatalf("first Credentials after the thaw = %v; want credsA", err)
+		}
+		if waited := time.Since(start); waited != 0 {
+			t.Errorf("first call waited %v for the frozen fetch", waited)
+		}
+		if n := c.Fetches(); n != 2 {
+			t.Errorf("Fetches = %d, want 2 (a fresh fetch)", n)
+		}
+	})
+}
+
 // Past the TTL, a refresh that fails because Secrets Manager cannot answer is
 // answered with the cached credentials for the grace period; other failures,
 // and any failure once the grace period is over, are errors.

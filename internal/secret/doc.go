@@ -21,6 +21,16 @@
 // context; the fetch it started goes on (bounded by WithFetchTimeout) and
 // serves the next caller.
 //
+// # Prefetch and frozen environments
+//
+// Prefetch starts the shared fetch during init, so that it overlaps other
+// set-up; the first Credentials call joins it. Lambda freezes the process
+// between invocations, and wall time passes while the fetch's goroutine is
+// stopped: a fetch found past its own timeout after a thaw is not joined (its
+// connection is likely dead and its timer has not run yet); the caller starts
+// a fresh one. The stopped fetch then ends on its timer, and a late answer
+// from it never replaces a newer value.
+//
 // # Stale on error
 //
 // Past the TTL, when Secrets Manager cannot answer (throttling, an outage, a
