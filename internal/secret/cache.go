@@ -3,6 +3,7 @@ package secret
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -76,8 +77,9 @@ type flight struct {
 // Option configures a Cache.
 type Option func(*Cache)
 
-// WithClock sets the clock used for the TTL and the minimum refresh interval
-// (default time.Now).
+// WithClock sets the clock used for the TTL, the minimum refresh interval, the
+// grace period and whether a fetch in flight is past its timeout (default
+// time.Now).
 func WithClock(now func() time.Time) Option { return func(c *Cache) { c.now = now } }
 
 // WithLogger logs fetches and failures to l (default: silent). The secret's
@@ -334,7 +336,12 @@ type result struct {
 func (c *Cache) fetch(ctx context.Context) result {
 	out, err := c.api.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(c.secretID)})
 	if err != nil {
-		return result{err: classify(c.secretID, c.fetchTimeout, err)}
+		e := classify(c.secretID, err)
+		if ctx.Err() != nil && isContextError(err) {
+			// ctx is detached from callers: only the fetch timeout ends it.
+			e.Reason = fmt.Sprintf("Secrets Manager did not answer within %v (the fetch timeout): retry later", c.fetchTimeout)
+		}
+		return result{err: e}
 	}
 	if out == nil {
 		return result{err: &Error{SecretID: c.secretID, Class: ErrUnavailable, Reason: "Secrets Manager returned no value: retry later"}}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -460,6 +461,8 @@ func TestFetchErrors(t *testing.T) {
 		{name: "bad ServerSecret", value: `{"AppId": 1, "ServerSecret": "` + secretA[:31] + `"}`, wantClass: secret.ErrConfiguration, wantField: "ServerSecret", wantText: []string{"ServerSecret", "32 hexadecimal"}},
 		{name: "bad AppId", value: `{"AppId": "x` + secretA + `", "ServerSecret": "` + secretA + `"}`, wantClass: secret.ErrConfiguration, wantField: "AppId", wantText: []string{"AppId"}},
 		{name: "network", err: errors.New("dial tcp 10.0.0.1:443: i/o timeout"), wantClass: secret.ErrUnavailable, wantText: []string{"network"}},
+		{name: "dialer timeout", err: fmt.Errorf("dial tcp 10.0.0.1:443: %w", context.DeadlineExceeded), wantClass: secret.ErrUnavailable, wantText: []string{"timed out reaching Secrets Manager", "dial tcp"}},
+		{name: "SDK saw a canceled context", err: fmt.Errorf("operation error Secrets Manager: GetSecretValue, %w", context.Canceled), wantClass: secret.ErrUnavailable, wantText: []string{"timed out reaching Secrets Manager"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -479,6 +482,9 @@ func TestFetchErrors(t *testing.T) {
 			var fe *secret.FieldError
 			if tt.wantField != "" && (!errors.As(err, &fe) || fe.Field != tt.wantField) {
 				t.Errorf("error = %v, want a *FieldError for %s", err, tt.wantField)
+			}
+			if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+				t.Errorf("error matches a context error (read as a ZEGO timeout): %v", err)
 			}
 			var ve *zim.ValidationError
 			if errors.As(err, &ve) {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"time"
 
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
@@ -58,16 +57,16 @@ func (e *Error) Unwrap() []error {
 	return []error{e.Class, e.Err}
 }
 
-// classify turns a GetSecretValue failure into an *Error. A call cut short by
-// the fetch timeout is unavailable, whatever else it carries. Otherwise AWS
+// classify turns a GetSecretValue failure into an *Error. A timeout is
+// unavailable, and its cause is kept as text only (see Error). Otherwise AWS
 // error codes decide; without one (an answer the SDK could not decode, e.g.
 // moto's XML AccessDenied), an HTTP 401/403 is a configuration error and
 // anything else is transient.
-func classify(secretID string, timeout time.Duration, err error) *Error {
+func classify(secretID string, err error) *Error {
 	e := &Error{SecretID: secretID, Class: ErrUnavailable, Err: err}
 	if isContextError(err) {
-		e.Reason = fmt.Sprintf("Secrets Manager did not answer within %v (the fetch timeout): retry later", timeout)
-		e.Err = causeText(err.Error())
+		// E.g. the dialer's own timeout, which matches context.DeadlineExceeded.
+		e.Reason, e.Err = "timed out reaching Secrets Manager: retry later", causeText(err.Error())
 		return e
 	}
 	var api smithy.APIError
