@@ -4,13 +4,18 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/aws/smithy-go"
+
 	"github.com/zim-deleteconv/zim-deleteconv/internal/secret"
+	"github.com/zim-deleteconv/zim-deleteconv/internal/testutil"
 	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim"
 )
 
@@ -154,7 +159,8 @@ func TestFailedFetchIsNotCached(t *testing.T) {
 }
 
 // A caller never waits past its context; the fetch it started still serves
-// the next caller.
+// the next caller. Its error is ErrUnavailable and not the context's own
+// error: nothing was sent to ZEGO, so it is not a ZEGO timeout.
 func TestCallerContextBoundsTheWait(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
@@ -167,8 +173,11 @@ func TestCallerContextBoundsTheWait(t *testing.T) {
 		defer cancel()
 		start := time.Now()
 		_, err := c.Credentials(ctx)
-		if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, secret.ErrUnavailable) {
-			t.Fatalf("error = %v, want context.DeadlineExceeded and ErrUnavailable", err)
+		if !errors.Is(err, secret.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("error = %v, want ErrUnavailable and not context.DeadlineExceeded", err)
+		}
+		if msg := err.Error(); !strings.Contains(msg, "the caller's context ended: context deadline exceeded") {
+			t.Errorf("error %q does not say the caller's deadline passed", msg)
 		}
 		if waited := time.Since(start); waited != 2*time.Second {
 			t.Errorf("caller waited %v, want its 2s deadline", waited)
@@ -187,8 +196,8 @@ func TestCallerContextBoundsTheWait(t *testing.T) {
 		done, stop := context.WithCancel(t.Context())
 		stop()
 		c2 := secret.NewCache(newFake(secretJSON(credsA)), testSecretID, time.Minute)
-		if _, err := c2.Credentials(done); !errors.Is(err, context.Canceled) || !errors.Is(err, secret.ErrUnavailable) {
-			t.Errorf("canceled context: error = %v, want context.Canceled and ErrUnavailable", err)
+		if _, err := c2.Credentials(done); !errors.Is(err, secret.ErrUnavailable) || errors.Is(err, context.Canceled) {
+			t.Errorf("canceled context: error = %v, want ErrUnavailable and not context.Canceled", err)
 		}
 		if n := c2.Fetches(); n != 0 {
 			t.Errorf("canceled context: Fetches = %d, want 0", n)
@@ -196,6 +205,9 @@ func TestCallerContextBoundsTheWait(t *testing.T) {
 	})
 }
 
+// A Secrets Manager that does not answer within the fetch timeout is
+// ErrUnavailable, and the error does not match context.DeadlineExceeded,
+// which callers read as a ZEGO timeout.
 func TestFetchTimeout(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
@@ -205,13 +217,98 @@ func TestFetchTimeout(t *testing.T) {
 
 		start := time.Now()
 		_, err := c.Credentials(t.Context())
-		if !errors.Is(err, secret.ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
-			t.Fatalf("error = %v, want ErrUnavailable and context.DeadlineExceeded", err)
+		if !errors.Is(err, secret.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+			t.Fatalf("error = %v, want ErrUnavailable and not a context error", err)
+		}
+		if msg := err.Error(); !strings.Contains(msg, "Secrets Manager did not answer within 3s") {
+			t.Errorf("error %q does not say Secrets Manager did not answer within the timeout", msg)
 		}
 		if waited := time.Since(start); waited != 3*time.Second {
 			t.Errorf("waited %v, want the 3s fetch timeout", waited)
 		}
 	})
+}
+
+// Lambda freezes the process between invocations. A fetch started in one
+// invocation and frozen with it may still look in flight after the thaw, its
+// timer not yet run. The next invocation joins it only while the fetch is
+// within its own timeout by the wall clock; after that it starts a fresh fetch,
+// and the old fetch's late answer does not overwrite the fresh one.
+func TestOverdueFetchIsNotJoined(t *testing.T) {
+	t.Parallel()
+	const fetchTimeout = 10 * time.Second
+	tests := []struct {
+		name        string
+		frozen      time.Duration // wall time that passes while the process is frozen
+		wantFetches int
+		want        zim.Credentials
+	}{
+		{name: "thawed within the fetch's timeout: joined", frozen: fetchTimeout - time.Second - time.Nanosecond, wantFetches: 1, want: credsB},
+		{name: "thawed as the fetch's timeout passes: fresh fetch", frozen: fetchTimeout - time.Second, wantFetches: 2, want: credsB},
+		{name: "thawed long after: fresh fetch", frozen: time.Hour, wantFetches: 2, want: credsB},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			synctest.Test(t, func(t *testing.T) {
+				// The injected clock is the wall clock; the bubble's clock drives
+				// the fetch's timer, which a frozen process has not run yet.
+				fake, clk := newFake(secretJSON(credsA)), newClock()
+				stuck := make(chan struct{})
+				fake.setBlock(stuck)
+				c := secret.NewCache(fake, testSecretID, time.Minute, secret.WithClock(clk.Now), secret.WithFetchTimeout(fetchTimeout))
+
+				// Invocation 1 starts the fetch and gives up at its deadline.
+				ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+				defer cancel()
+				if _, err := c.Credentials(ctx); !errors.Is(err, secret.ErrUnavailable) {
+					t.Fatalf("invocation 1: error = %v, want ErrUnavailable", err)
+				}
+				clk.Add(time.Second)
+
+				// Frozen; meanwhile the secret is rotated and Secrets Manager answers again.
+				clk.Add(tt.frozen)
+				fake.setBlock(nil)
+				fake.set(secretJSON(credsB), nil)
+
+				type answer struct {
+					creds zim.Credentials
+					err   error
+				}
+				got := make(chan answer, 1)
+				go func() {
+					creds, err := c.Credentials(t.Context())
+					got <- answer{creds, err}
+				}()
+				synctest.Wait()
+				if n := c.Fetches(); n != tt.wantFetches {
+					t.Errorf("Fetches after the thaw = %d, want %d", n, tt.wantFetches)
+				}
+				if tt.wantFetches == 2 {
+					// Invocation 2 has its answer from the fresh fetch already.
+					a := <-got
+					if a.err != nil || a.creds != tt.want {
+						t.Fatalf("invocation 2: AppId %d, %v; want credsB", a.creds.AppID, a.err)
+					}
+					fake.set(secretJSON(credsA), nil) // the old fetch's late answer is older
+				}
+				close(stuck)
+				if tt.wantFetches == 1 {
+					a := <-got
+					if a.err != nil || a.creds != tt.want {
+						t.Fatalf("invocation 2: AppId %d, %v; want credsB", a.creds.AppID, a.err)
+					}
+				}
+				synctest.Wait() // the old fetch has answered
+				if creds, err := c.Credentials(t.Context()); err != nil || creds != tt.want {
+					t.Errorf("after the old fetch ended: secret %.4q..., %v; want credsB", creds.ServerSecret, err)
+				}
+				if n := c.Fetches(); n != tt.wantFetches {
+					t.Errorf("Fetches at the end = %d, want %d", n, tt.wantFetches)
+				}
+			})
+		})
+	}
 }
 
 func TestRefresh(t *testing.T) {
@@ -364,6 +461,8 @@ func TestFetchErrors(t *testing.T) {
 		{name: "bad ServerSecret", value: `{"AppId": 1, "ServerSecret": "` + secretA[:31] + `"}`, wantClass: secret.ErrConfiguration, wantField: "ServerSecret", wantText: []string{"ServerSecret", "32 hexadecimal"}},
 		{name: "bad AppId", value: `{"AppId": "x` + secretA + `", "ServerSecret": "` + secretA + `"}`, wantClass: secret.ErrConfiguration, wantField: "AppId", wantText: []string{"AppId"}},
 		{name: "network", err: errors.New("dial tcp 10.0.0.1:443: i/o timeout"), wantClass: secret.ErrUnavailable, wantText: []string{"network"}},
+		{name: "dialer timeout", err: fmt.Errorf("dial tcp 10.0.0.1:443: %w", context.DeadlineExceeded), wantClass: secret.ErrUnavailable, wantText: []string{"timed out reaching Secrets Manager", "dial tcp"}},
+		{name: "SDK saw a canceled context", err: fmt.Errorf("operation error Secrets Manager: GetSecretValue, %w", context.Canceled), wantClass: secret.ErrUnavailable, wantText: []string{"timed out reaching Secrets Manager"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -384,6 +483,9 @@ func TestFetchErrors(t *testing.T) {
 			if tt.wantField != "" && (!errors.As(err, &fe) || fe.Field != tt.wantField) {
 				t.Errorf("error = %v, want a *FieldError for %s", err, tt.wantField)
 			}
+			if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+				t.Errorf("error matches a context error (read as a ZEGO timeout): %v", err)
+			}
 			var ve *zim.ValidationError
 			if errors.As(err, &ve) {
 				t.Errorf("error matches *zim.ValidationError (an invalid request to the function): %v", err)
@@ -402,13 +504,315 @@ func TestFetchErrors(t *testing.T) {
 	}
 }
 
+// Prefetch starts the shared fetch in the background and returns at once; the
+// first caller waits for that fetch instead of starting a second one, even
+// after the init context that started it has ended.
+func TestPrefetchIsJoinedByTheFirstCall(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		fake := newFake(secretJSON(credsA))
+		release := make(chan struct{})
+		fake.setBlock(release)
+		c := secret.NewCache(fake, testSecretID, time.Minute)
+
+		initCtx, endInit := context.WithCancel(t.Context())
+		c.Prefetch(initCtx)
+		c.Prefetch(initCtx) // a second Prefetch adds nothing
+		endInit()
+		synctest.Wait()
+		if n := fake.Calls(); n != 1 {
+			t.Fatalf("GetSecretValue calls after Prefetch = %d, want 1 (started in the background)", n)
+		}
+
+		got := make(chan error, 1)
+		go func() {
+			creds, err := c.Credentials(t.Context())
+			if err == nil && creds != credsA {
+				err = errors.New("wrong credentials")
+			}
+			got <- err
+		}()
+		synctest.Wait() // the first call is waiting for the prefetch
+		close(release)
+		if err := <-got; err != nil {
+			t.Fatalf("first Credentials: %v", err)
+		}
+		if n := c.Fetches(); n != 1 || fake.Calls() != 1 {
+			t.Errorf("Fetches = %d (API calls %d), want 1: the first call joined the prefetch", n, fake.Calls())
+		}
+		c.Prefetch(t.Context()) // fresh credentials cached: nothing to do
+		synctest.Wait()
+		if n := c.Fetches(); n != 1 {
+			t.Errorf("Fetches = %d after a Prefetch with fresh credentials, want 1", n)
+		}
+	})
+}
+
+// A prefetch that fails or times out fails nothing: it is logged, and the
+// first call fetches as it would have without it.
+func TestPrefetchFailureIsNotCached(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		err  error
+		hang bool
+	}{
+		{name: "Secrets Manager unreachable", err: errors.New("dial tcp: connection refused")},
+		{name: "Secrets Manager does not answer", hang: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			synctest.Test(t, func(t *testing.T) {
+				var logs testutil.Buffer
+				fake := newFake(secretJSON(credsA))
+				fake.set(secretJSON(credsA), tt.err)
+				if tt.hang {
+					fake.setBlock(make(chan struct{}))
+				}
+				c := secret.NewCache(fake, testSecretID, time.Minute, secret.WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))))
+				c.Prefetch(t.Context())
+				time.Sleep(secret.DefaultFetchTimeout)
+				synctest.Wait() // the prefetch has failed
+
+				fake.set(secretJSON(credsA), nil)
+				fake.setBlock(nil)
+				creds, err := c.Credentials(t.Context())
+				if err != nil || creds != credsA {
+					t.Fatalf("first Credentials after a failed prefetch = %v; want credsA", err)
+				}
+				if n := c.Fetches(); n != 2 {
+					t.Errorf("Fetches = %d, want 2 (the failure was not cached)", n)
+				}
+				out := logs.String()
+				if n := strings.Count(out, "secret: fetch failed"); n != 1 {
+					t.Errorf("%d failed fetches logged, want 1:\n%s", n, out)
+				}
+				assertNoSecret(t, "logs", out)
+			})
+		})
+	}
+}
+
+// A prefetch frozen with the environment after init (provisioned concurrency)
+// and found past its own timeout at the first invocation is not joined: the
+// first call fetches afresh at once.
+func TestPrefetchFrozenPastItsTimeout(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		fake, clk := newFake(secretJSON(credsA)), newClock()
+		frozen := make(chan struct{})
+		defer close(frozen)
+		fake.setBlock(frozen)
+		c := secret.NewCache(fake, testSecretID, time.Minute, secret.WithClock(clk.Now))
+		c.Prefetch(t.Context())
+		synctest.Wait()
+
+		clk.Add(secret.DefaultFetchTimeout) // wall time while frozen; the fetch's timer has not run
+		fake.setBlock(nil)
+		start := time.Now()
+		creds, err := c.Credentials(t.Context())
+		if err != nil || creds != credsA {
+			t.Fatalf("first Credentials after the thaw = %v; want credsA", err)
+		}
+		if waited := time.Since(start); waited != 0 {
+			t.Errorf("first call waited %v for the frozen fetch", waited)
+		}
+		if n := c.Fetches(); n != 2 {
+			t.Errorf("Fetches = %d, want 2 (a fresh fetch)", n)
+		}
+	})
+}
+
+// Past the TTL, a refresh that fails because Secrets Manager cannot answer is
+// answered with the cached credentials for the grace period; other failures,
+// and any failure once the grace period is over, are errors.
+func TestStaleOnError(t *testing.T) {
+	t.Parallel()
+	const (
+		ttl          = 5 * time.Minute
+		grace        = 15 * time.Minute
+		fetchTimeout = 3 * time.Second
+	)
+	denied := &smithy.GenericAPIError{Code: "AccessDeniedException", Message: "not authorized"}
+	tests := []struct {
+		name      string
+		opts      []secret.Option
+		after     time.Duration // time between the first fetch and the failing one
+		value     string
+		err       error
+		hang      bool // Secrets Manager does not answer
+		wantErr   error
+		wantStale int
+	}{
+		{name: "unavailable just past the TTL", after: ttl, err: errors.New("connection reset"), wantStale: 1},
+		{name: "unavailable just before the grace period ends", after: ttl + grace - time.Nanosecond, err: errors.New("connection reset"), wantStale: 1},
+		{name: "unavailable when the grace period ends", after: ttl + grace, err: errors.New("connection reset"), wantErr: secret.ErrUnavailable},
+		{name: "throttled", after: ttl, err: &smithy.GenericAPIError{Code: "ThrottlingException"}, wantStale: 1},
+		{name: "no answer within the fetch timeout", after: ttl, hang: true, wantStale: 1},
+		{name: "default grace period", opts: []secret.Option{}, after: ttl + secret.DefaultStaleGrace - time.Second, err: errors.New("connection reset"), wantStale: 1},
+		{name: "grace period off", opts: []secret.Option{secret.WithStaleGrace(0)}, after: ttl, err: errors.New("connection reset"), wantErr: secret.ErrUnavailable},
+		{name: "access denied", after: ttl, err: denied, wantErr: secret.ErrConfiguration},
+		{name: "malformed value", after: ttl, value: `{"AppId": 1}`, wantErr: secret.ErrConfiguration},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			synctest.Test(t, func(t *testing.T) {
+				var logs testutil.Buffer
+				opts := tt.opts
+				if opts == nil {
+					opts = []secret.Option{secret.WithStaleGrace(grace)}
+				}
+				opts = append(opts, secret.WithFetchTimeout(fetchTimeout),
+					secret.WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))))
+				fake := newFake(secretJSON(credsA))
+				c := secret.NewCache(fake, testSecretID, ttl, opts...)
+				if _, err := c.Credentials(t.Context()); err != nil {
+					t.Fatal(err)
+				}
+
+				time.Sleep(tt.after)
+				value := tt.value
+				if value == "" {
+					value = secretJSON(credsB)
+				}
+				fake.set(value, tt.err)
+				if tt.hang {
+					fake.setBlock(make(chan struct{}))
+				}
+				got, err := c.Credentials(t.Context())
+				if tt.wantErr != nil {
+					if !errors.Is(err, tt.wantErr) {
+						t.Fatalf("error = %v, want %v", err, tt.wantErr)
+					}
+					assertNoSecret(t, "error", err.Error())
+				} else if err != nil || got != credsA {
+					t.Fatalf("Credentials = secret %.4q..., %v; want the cached credsA", got.ServerSecret, err)
+				}
+				if n := c.StaleServed(); n != tt.wantStale {
+					t.Errorf("StaleServed = %d, want %d", n, tt.wantStale)
+				}
+				if n := c.Fetches(); n != 2 {
+					t.Errorf("Fetches = %d, want 2", n)
+				}
+				out := logs.String()
+				if n := strings.Count(out, "serving the cached credentials"); n != tt.wantStale {
+					t.Errorf("%d log lines say stale credentials are served, want %d:\n%s", n, tt.wantStale, out)
+				}
+				assertNoSecret(t, "logs", out)
+			})
+		})
+	}
+}
+
+// During an outage, callers past the TTL are answered at once with the cached
+// credentials; one background fetch at a time retries, no more often than the
+// minimum refresh interval, each failure logged once; the first fetch that
+// succeeds ends it.
+func TestStaleDuringAnOutage(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		const (
+			ttl          = time.Minute
+			minRefresh   = 2 * time.Second
+			fetchTimeout = 5 * time.Second
+		)
+		var logs testutil.Buffer
+		fake := newFake(secretJSON(credsA))
+		c := secret.NewCache(fake, testSecretID, ttl, secret.WithMinRefreshInterval(minRefresh),
+			secret.WithFetchTimeout(fetchTimeout), secret.WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))))
+		call := func(step string, want zim.Credentials, wantFetches int) {
+			t.Helper()
+			start := time.Now()
+			got, err := c.Credentials(t.Context())
+			if err != nil || got != want {
+				t.Fatalf("%s: Credentials = secret %.4q..., %v; want %.4q...", step, got.ServerSecret, err, want.ServerSecret)
+			}
+			if waited := time.Since(start); waited != 0 {
+				t.Errorf("%s: waited %v, want an answer at once", step, waited)
+			}
+			if n := c.Fetches(); n != wantFetches {
+				t.Errorf("%s: Fetches = %d, want %d", step, n, wantFetches)
+			}
+		}
+		call("first fetch", credsA, 1)
+
+		time.Sleep(ttl)
+		fake.set(secretJSON(credsB), errors.New("HTTP 500"))
+		call("refresh fails", credsA, 2)
+		call("within the retry interval", credsA, 2)
+
+		time.Sleep(minRefresh)
+		hung := make(chan struct{})
+		fake.setBlock(hung)
+		call("retry interval passed: background retry", credsA, 3)
+		call("while the retry is in flight", credsA, 3)
+		time.Sleep(fetchTimeout) // the retry times out
+		synctest.Wait()
+
+		fake.setBlock(nil)
+		fake.set(secretJSON(credsB), nil) // Secrets Manager is back, with a rotated secret
+		call("within the retry interval again", credsA, 3)
+		time.Sleep(minRefresh)
+		call("background retry that succeeds", credsA, 4)
+		synctest.Wait()
+		call("after the outage", credsB, 4)
+
+		if n := c.StaleServed(); n != 6 {
+			t.Errorf("StaleServed = %d, want 6", n)
+		}
+		out := logs.String()
+		if n := strings.Count(out, "serving the cached credentials"); n != 2 {
+			t.Errorf("%d log lines say stale credentials are served, want 2 (one per failed fetch):\n%s", n, out)
+		}
+		assertNoSecret(t, "logs", out)
+	})
+}
+
+// An invalid signature (Refresh) forces a fresh fetch even while stale
+// credentials are being served, and the credentials ZEGO refused are then
+// never served stale: a failed fetch is an error.
+func TestRefreshNeverFallsBackToStale(t *testing.T) {
+	t.Parallel()
+	fake, clk := newFake(secretJSON(credsA)), newClock()
+	c := secret.NewCache(fake, testSecretID, time.Minute, secret.WithClock(clk.Now))
+	if _, err := c.Credentials(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(time.Minute)
+	fake.set(secretJSON(credsB), errors.New("connection reset"))
+	if got, err := c.Credentials(t.Context()); err != nil || got != credsA {
+		t.Fatalf("Credentials during the outage = %v; want the cached credsA", err)
+	}
+
+	// ZEGO refuses credsA: the refresh fetches at once, and fails.
+	if got, err := c.Refresh(t.Context(), credsA); !errors.Is(err, secret.ErrUnavailable) || got != (zim.Credentials{}) {
+		t.Fatalf("Refresh = AppId %d, %v; want no credentials and ErrUnavailable", got.AppID, err)
+	}
+	if n := c.Fetches(); n != 3 {
+		t.Errorf("Fetches = %d after Refresh, want 3 (Refresh fetched)", n)
+	}
+	if got, err := c.Credentials(t.Context()); !errors.Is(err, secret.ErrUnavailable) || got != (zim.Credentials{}) {
+		t.Errorf("Credentials after the refused refresh = AppId %d, %v; want ErrUnavailable, not the refused credentials", got.AppID, err)
+	}
+	if n := c.StaleServed(); n != 1 {
+		t.Errorf("StaleServed = %d, want 1 (before the refusal only)", n)
+	}
+
+	// Once Secrets Manager answers, the new value is used.
+	fake.set(secretJSON(credsB), nil)
+	if got, err := c.Credentials(t.Context()); err != nil || got != credsB {
+		t.Errorf("Credentials after recovery = %v; want credsB", err)
+	}
+}
+
 // Debug logs of successful fetches, rotations and failures name the secret
 // and never its value.
 func TestLogsNeverContainTheSecret(t *testing.T) {
 	t.Parallel()
-	var buf bytes.Buffer
-	var mu sync.Mutex
-	log := slog.New(slog.NewJSONHandler(&lockedWriter{w: &buf, mu: &mu}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	var buf testutil.Buffer
+	log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	fake, clk := newFake(secretJSON(credsA)), newClock()
 	c := secret.NewCache(fake, testSecretID, time.Minute, secret.WithClock(clk.Now), secret.WithLogger(log))
 
@@ -426,26 +830,13 @@ func TestLogsNeverContainTheSecret(t *testing.T) {
 		_, _ = c.Credentials(t.Context())
 		clk.Add(time.Minute)
 	}
-	mu.Lock()
 	out := buf.String()
-	mu.Unlock()
 	for _, want := range []string{"secret: fetched", "secret: credentials changed", "secret: fetch failed", testSecretID} {
 		if !bytes.Contains([]byte(out), []byte(want)) {
 			t.Errorf("logs do not contain %q:\n%s", want, out)
 		}
 	}
 	assertNoSecret(t, "logs", out)
-}
-
-type lockedWriter struct {
-	w  *bytes.Buffer
-	mu *sync.Mutex
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
 
 func BenchmarkCredentialsCached(b *testing.B) {

@@ -15,18 +15,39 @@
 // # Fetching
 //
 // One GetSecretValue per TTL in the steady state: concurrent callers share the
-// fetch in flight, and a failed fetch is not cached, so the next caller tries
-// again. Refresh is deduplicated the same way and rate-limited by
-// WithMinRefreshInterval. A caller never waits past its context; the fetch it
-// started goes on (bounded by WithFetchTimeout) and serves the next caller.
+// fetch in flight (golang.org/x/sync/singleflight), and a failed fetch is not
+// cached, so the next caller tries again. Refresh is deduplicated the same way
+// and rate-limited by WithMinRefreshInterval. A caller never waits past its
+// context; the fetch it started goes on (bounded by WithFetchTimeout) and
+// serves the next caller.
+//
+// # Prefetch and frozen environments
+//
+// Prefetch starts the shared fetch during init, so that it overlaps other
+// set-up; the first Credentials call joins it. Lambda freezes the process
+// between invocations, and wall time passes while the fetch's goroutine is
+// stopped: a fetch found past its own timeout after a thaw is not joined (its
+// connection is likely dead and its timer has not run yet); the caller starts
+// a fresh one. The stopped fetch then ends on its timer, and a late answer
+// from it never replaces a newer value.
+//
+// # Stale on error
+//
+// Past the TTL, when Secrets Manager cannot answer (throttling, an outage, a
+// timeout), the cached credentials stay in use for WithStaleGrace (15 minutes
+// by default): ZEGO still accepts them. Each failed fetch is logged once and
+// StaleServed counts the answers. Nothing cached, a configuration error, or
+// credentials ZEGO refused (Refresh after an invalid signature) are never
+// covered this way.
 //
 // # Errors
 //
 // Every error is an *Error that matches ErrConfiguration (not found, access
 // denied, cannot decrypt, refused, malformed value) or ErrUnavailable
-// (throttling, service or network failures, timeouts, the caller's context
-// ending; the latter also matches context.DeadlineExceeded or
-// context.Canceled). The AWS error stays reachable with errors.As
-// (smithy.APIError), a malformed value with *FieldError. No error or log line
-// contains the secret's value.
+// (throttling, service or network failures, a fetch past WithFetchTimeout,
+// the caller's context ending). None matches context.DeadlineExceeded or
+// context.Canceled: those mean a call to ZEGO may or may not have happened,
+// while a slow Secrets Manager means nothing was sent. The AWS error stays
+// reachable with errors.As (smithy.APIError), a malformed value with
+// *FieldError. No error or log line contains the secret's value.
 package secret

@@ -21,17 +21,19 @@ var (
 	ErrConfiguration = errors.New("secrets manager configuration error")
 	// ErrUnavailable: Secrets Manager could not answer now (throttling,
 	// internal errors, network failures, timeouts, the caller's context
-	// ending); a later attempt may succeed.
+	// ending); a later attempt may succeed. Nothing was sent to ZEGO.
 	ErrUnavailable = errors.New("secrets manager unavailable")
 )
 
 // Error is a failure to get credentials from the secret.
 //
-// errors.Is matches Class (ErrConfiguration or ErrUnavailable) and anything
-// Err matches: context.DeadlineExceeded when the caller's context expired,
-// and errors.As finds the SDK's smithy.APIError (with its AWS error code) or
-// a *FieldError for a malformed value. The message names the secret and what
-// to do; it never contains the secret's value.
+// errors.Is matches Class (ErrConfiguration or ErrUnavailable), and errors.As
+// finds the SDK's smithy.APIError (with its AWS error code) or a *FieldError
+// for a malformed value. It never matches context.DeadlineExceeded or
+// context.Canceled: callers read those as "the remote call may have happened"
+// (a ZEGO timeout), while a slow Secrets Manager means nothing was sent. The
+// message names the secret and what to do; it never contains the secret's
+// value.
 type Error struct {
 	SecretID string
 	Class    error  // ErrConfiguration or ErrUnavailable
@@ -55,12 +57,18 @@ func (e *Error) Unwrap() []error {
 	return []error{e.Class, e.Err}
 }
 
-// classify turns a GetSecretValue failure into an *Error. AWS error codes
-// decide; without one (an answer the SDK could not decode, e.g. moto's XML
-// AccessDenied), an HTTP 401/403 is a configuration error and anything else
-// is transient.
+// classify turns a GetSecretValue failure into an *Error. A timeout is
+// unavailable, and its cause is kept as text only (see Error). Otherwise AWS
+// error codes decide; without one (an answer the SDK could not decode, e.g.
+// moto's XML AccessDenied), an HTTP 401/403 is a configuration error and
+// anything else is transient.
 func classify(secretID string, err error) *Error {
 	e := &Error{SecretID: secretID, Class: ErrUnavailable, Err: err}
+	if isContextError(err) {
+		// E.g. the dialer's own timeout, which matches context.DeadlineExceeded.
+		e.Reason, e.Err = "timed out reaching Secrets Manager: retry later", causeText(err.Error())
+		return e
+	}
 	var api smithy.APIError
 	if errors.As(err, &api) {
 		switch api.ErrorCode() {
@@ -93,10 +101,16 @@ func classify(secretID string, err error) *Error {
 		}
 		return e
 	}
-	if errors.Is(err, context.DeadlineExceeded) {
-		e.Reason = "Secrets Manager did not answer in time: retry later"
-		return e
-	}
 	e.Reason = "could not reach Secrets Manager: check the network path (VPC endpoint or NAT) and retry"
 	return e
 }
+
+func isContextError(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
+}
+
+// causeText keeps a cause's message for the log without its identity, so that
+// errors.Is does not find context.DeadlineExceeded through it.
+type causeText string
+
+func (c causeText) Error() string { return string(c) }

@@ -215,26 +215,47 @@ func TestMotoAccessDenied(t *testing.T) {
 	}
 }
 
+// With moto stopped (connection refused through the real SDK), a refresh past
+// the TTL is answered with the cached credentials during the grace period, and
+// is ErrUnavailable once it is over or when it is turned off.
 func TestMotoStopped(t *testing.T) {
 	t.Parallel()
 	srv := motoserver.StartT(t)
 	sm := motoClient(t, srv)
 	createSecret(t, sm, "moto/stopped", secretJSON(credsA))
-	c := secret.NewCache(sm, "moto/stopped", time.Nanosecond)
-	if got, err := c.Credentials(t.Context()); err != nil || got != credsA {
-		t.Fatalf("Credentials while running = %v; want credsA", err)
+	const ttl, grace = time.Minute, 10 * time.Minute
+	clk := newClock()
+	caches := map[string]*secret.Cache{
+		"within the grace period": secret.NewCache(sm, "moto/stopped", ttl, secret.WithClock(clk.Now), secret.WithStaleGrace(grace)),
+		"grace period over":       secret.NewCache(sm, "moto/stopped", ttl, secret.WithClock(clk.Now), secret.WithStaleGrace(ttl)),
+		"grace period off":        secret.NewCache(sm, "moto/stopped", ttl, secret.WithClock(clk.Now), secret.WithStaleGrace(0)),
+	}
+	for name, c := range caches {
+		if got, err := c.Credentials(t.Context()); err != nil || got != credsA {
+			t.Fatalf("%s: Credentials while running = %v; want credsA", name, err)
+		}
 	}
 
 	srv.Stop()
-	_, err := c.Credentials(t.Context())
-	if !errors.Is(err, secret.ErrUnavailable) {
-		t.Fatalf("error = %v, want ErrUnavailable", err)
+	clk.Add(2 * ttl)
+	got, err := caches["within the grace period"].Credentials(t.Context())
+	if err != nil || got != credsA {
+		t.Errorf("within the grace period: Credentials = %v; want the cached credsA", err)
 	}
-	if errors.Is(err, secret.ErrConfiguration) {
-		t.Errorf("error also matches ErrConfiguration: %v", err)
+	if n := caches["within the grace period"].StaleServed(); n != 1 {
+		t.Errorf("within the grace period: StaleServed = %d, want 1", n)
 	}
-	if msg := err.Error(); !strings.Contains(msg, "could not reach Secrets Manager") {
-		t.Errorf("error %q does not say Secrets Manager was unreachable", msg)
+	for _, name := range []string{"grace period over", "grace period off"} {
+		_, err := caches[name].Credentials(t.Context())
+		if !errors.Is(err, secret.ErrUnavailable) {
+			t.Fatalf("%s: error = %v, want ErrUnavailable", name, err)
+		}
+		if errors.Is(err, secret.ErrConfiguration) {
+			t.Errorf("%s: error also matches ErrConfiguration: %v", name, err)
+		}
+		if msg := err.Error(); !strings.Contains(msg, "could not reach Secrets Manager") {
+			t.Errorf("%s: error %q does not say Secrets Manager was unreachable", name, msg)
+		}
 	}
 }
 

@@ -1,6 +1,7 @@
 package secret_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -117,6 +118,33 @@ func TestSuccessOverTheWire(t *testing.T) {
 	got, err := c.Credentials(t.Context())
 	if err != nil || got != credsA {
 		t.Fatalf("Credentials = AppId %d, %v; want credsA", got.AppID, err)
+	}
+}
+
+// The real SDK's error for a Secrets Manager that does not answer wraps
+// context.DeadlineExceeded; the Cache's error must not, so that the function
+// answers 503 (nothing was sent to ZEGO) and not a ZEGO timeout.
+func TestSlowSecretsManagerOverTheWire(t *testing.T) {
+	t.Parallel()
+	hung := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-hung:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(func() { close(hung); srv.Close() })
+
+	c := secret.NewCache(wireClient(srv.URL), testSecretID, time.Minute, secret.WithFetchTimeout(200*time.Millisecond))
+	_, err := c.Credentials(t.Context())
+	if !errors.Is(err, secret.ErrUnavailable) {
+		t.Fatalf("error = %v, want ErrUnavailable", err)
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || errors.Is(err, secret.ErrConfiguration) {
+		t.Errorf("error matches a context error or ErrConfiguration: %v", err)
+	}
+	if msg := err.Error(); !strings.Contains(msg, "Secrets Manager did not answer within 200ms") || !strings.Contains(msg, testSecretID) {
+		t.Errorf("error %q should say Secrets Manager did not answer within 200ms and name the secret", msg)
 	}
 }
 
