@@ -57,7 +57,6 @@ type settings struct {
 	now        func() time.Time
 	nonce      io.Reader
 	logger     *slog.Logger
-	creds      CredentialsSource
 }
 
 // Option configures a Client in New.
@@ -149,23 +148,20 @@ func WithLogger(l *slog.Logger) Option {
 	}
 }
 
-// WithCredentials makes src supply the credentials on every attempt, so that a
-// rotated ServerSecret is picked up without a new Client. New must then be
-// called with appID 0 and an empty serverSecret.
-func WithCredentials(src CredentialsSource) Option {
-	return func(s *settings) error {
-		if src == nil {
-			return errors.New("zim: WithCredentials: source is nil")
-		}
-		s.creds = src
-		return nil
+// New returns a Client that signs with what creds supplies, asked on every
+// attempt: StaticCredentials for a fixed AppID and ServerSecret, or a source
+// that follows rotations (such as a secret cache). Static credentials are
+// checked here, and malformed ones are a *ValidationError naming "AppId" or
+// "ServerSecret" (never the value); a dynamic source's are checked per attempt.
+func New(creds CredentialsSource, opts ...Option) (*Client, error) {
+	if creds == nil {
+		return nil, errors.New("zim: New: credentials source is nil")
 	}
-}
-
-// New returns a Client for appID and serverSecret, or for the credentials that
-// WithCredentials supplies. Malformed credentials are a *ValidationError naming
-// "AppId" or "ServerSecret" (never the value).
-func New(appID uint32, serverSecret string, opts ...Option) (*Client, error) {
+	if static, ok := staticCredentials(creds); ok {
+		if err := static.Validate(); err != nil {
+			return nil, err
+		}
+	}
 	s := settings{
 		baseURL: DefaultBaseURL,
 		rps:     DefaultRateLimit,
@@ -179,21 +175,6 @@ func New(appID uint32, serverSecret string, opts ...Option) (*Client, error) {
 		}
 		if err := opt(&s); err != nil {
 			return nil, err
-		}
-	}
-	if s.creds == nil {
-		static := Credentials{AppID: appID, ServerSecret: serverSecret}
-		if err := static.Validate(); err != nil {
-			return nil, err
-		}
-		s.creds = StaticCredentials(static)
-	} else {
-		// Two sources of truth would leave it unclear which one signs.
-		if appID != 0 {
-			return nil, &ValidationError{Field: "AppId", Rule: "must be 0 when WithCredentials is used"}
-		}
-		if serverSecret != "" {
-			return nil, &ValidationError{Field: "ServerSecret", Rule: "must be empty when WithCredentials is used"}
 		}
 	}
 	base, err := parseBaseURL(s.baseURL)
@@ -217,7 +198,7 @@ func New(appID uint32, serverSecret string, opts ...Option) (*Client, error) {
 		retry:   s.retry,
 		now:     s.now,
 		log:     s.logger,
-		creds:   s.creds,
+		creds:   creds,
 		nonce:   s.nonce,
 	}, nil
 }

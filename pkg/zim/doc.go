@@ -2,7 +2,7 @@
 // sends them at a rate ZEGO accepts, retries what is worth retrying and turns
 // ZEGO's return codes into errors a caller can branch on.
 //
-//	c, err := zim.New(appID, serverSecret)
+//	c, err := zim.New(zim.StaticCredentials{AppID: appID, ServerSecret: serverSecret})
 //	if err != nil { ... }
 //	resp, err := c.DeleteConversation(ctx, zim.DeleteConvRequest{
 //		FromUserID: "alice", ConvID: "bob", ConvType: zim.ConvTypePeer,
@@ -24,9 +24,10 @@
 // more than 10 minutes off its clock. The ServerSecret and signatures never
 // appear in errors or logs.
 //
-// Credentials are fixed by New(appID, secret), or come from a CredentialsSource
-// (WithCredentials) asked on every attempt, so that a rotated secret takes
-// effect without a new Client.
+// New takes one CredentialsSource, asked on every attempt: StaticCredentials
+// for a fixed AppID and ServerSecret (checked by New), or a source of its own
+// that follows rotations, so that a rotated secret takes effect without a new
+// Client.
 //
 // # Errors
 //
@@ -99,7 +100,7 @@
 //
 //	srv := zimtest.NewServer(zimtest.WithApp(appID, secret))
 //	defer srv.Close()
-//	c, _ := zim.New(appID, secret, zim.WithBaseURL(srv.URL))
+//	c, _ := zim.New(zim.StaticCredentials{AppID: appID, ServerSecret: secret}, zim.WithBaseURL(srv.URL))
 //
 // For tests of timing, combine WithClock and testing/synctest; for fixed
 // signatures, WithNonceSource.

@@ -269,7 +269,7 @@ func TestSignatureInvalidRefreshes(t *testing.T) {
 			if tt.max != 0 {
 				policy.MaxAttempts = tt.max
 			}
-			c, err := New(0, "", WithCredentials(tt.src), WithBaseURL(serve(t, fake)), WithRetry(policy), WithRateLimit(math.Inf(1)))
+			c, err := New(tt.src, WithBaseURL(serve(t, fake)), WithRetry(policy), WithRateLimit(math.Inf(1)))
 			if err != nil {
 				t.Fatal(err)
 			}
