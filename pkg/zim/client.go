@@ -23,8 +23,13 @@ import (
 // -hkg, -fra, -lax, -bom, -sgp .zego.im) are closer to servers in those regions.
 const DefaultBaseURL = "https://zim-api.zego.im"
 
-// DefaultRateLimit is ZEGO's DeleteConv limit per AppId, in requests per second.
-const DefaultRateLimit = 20
+// MaxRateLimit is ZEGO's DeleteConv limit per AppId, in requests per second,
+// shared by every caller of that AppId.
+const MaxRateLimit = 20
+
+// DefaultRateLimit is how many requests per second a Client sends without
+// WithRateLimit: all of MaxRateLimit, for a sole caller of its AppId.
+const DefaultRateLimit = MaxRateLimit
 
 // rateHeadroom spaces requests slightly wider than the configured rate, so that
 // network jitter cannot bunch rps+1 arrivals into ZEGO's one-second window.
