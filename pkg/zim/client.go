@@ -45,6 +45,7 @@ type Client struct {
 	http    *http.Client
 	limiter *rate.Limiter
 	retry   RetryPolicy
+	budget  *retryBudget // nil without RetryPolicy.RetryBudget
 	now     func() time.Time
 	log     *slog.Logger
 	creds   CredentialsSource
@@ -201,6 +202,7 @@ func New(creds CredentialsSource, opts ...Option) (*Client, error) {
 		http:    s.httpClient,
 		limiter: rate.NewLimiter(limit, 1),
 		retry:   s.retry,
+		budget:  newRetryBudget(s.retry),
 		now:     s.now,
 		log:     s.logger,
 		creds:   creds,
@@ -285,8 +287,13 @@ func (c *Client) do(ctx context.Context, action string, body []byte) (*Response,
 		resigned  bool         // already retried after ErrSignatureExpired
 		refreshes bool         // already called Refresh
 		backoffs  int
+		budgeted  bool // the next attempt is a retry that took a budget token
 	)
 	finish := func(raw []byte, err error) (*Response, []byte, error) {
+		if budgeted {
+			// The retry the token was taken for was never sent.
+			c.budget.refund()
+		}
 		if resp != nil {
 			resp.Latency = time.Since(start)
 		}
@@ -324,6 +331,14 @@ func (c *Client) do(ctx context.Context, action string, body []byte) (*Response,
 		}
 		resp.Attempts = attempt
 		raw, err := c.send(req, action, attempt, resp)
+		if healthyAnswer(err) {
+			c.budget.healthy()
+			if budgeted {
+				// Only retries that fail again are counted against the budget.
+				c.budget.refund()
+			}
+		}
+		budgeted = false
 		if err == nil {
 			return finish(raw, nil)
 		}
@@ -333,7 +348,10 @@ func (c *Client) do(ctx context.Context, action string, body []byte) (*Response,
 		}
 
 		// Decide whether another attempt can help, and how soon.
-		var wait time.Duration
+		var (
+			wait      time.Duration
+			needToken bool // a backoff retry, bounded by the retry budget
+		)
 		switch {
 		case errors.Is(err, ErrSignatureExpired):
 			if resigned {
@@ -363,6 +381,7 @@ func (c *Client) do(ctx context.Context, action string, body []byte) (*Response,
 		case Retryable(err):
 			backoffs++
 			wait = c.retry.backoff(backoffs, rateLimited(err))
+			needToken = true
 		default:
 			return finish(nil, err)
 		}
@@ -371,6 +390,16 @@ func (c *Client) do(ctx context.Context, action string, body []byte) (*Response,
 		}
 		if deadline, ok := ctx.Deadline(); ok && time.Now().Add(wait).After(deadline) {
 			return finish(nil, err)
+		}
+		if needToken {
+			if !c.budget.take() {
+				c.log.LogAttrs(ctx, slog.LevelWarn, "zim: not retrying: retry budget spent",
+					slog.String("action", action),
+					slog.Int("attempt", attempt),
+					slog.String("error", err.Error()))
+				return finish(nil, err)
+			}
+			budgeted = true
 		}
 		c.log.LogAttrs(ctx, slog.LevelWarn, "zim: retrying",
 			slog.String("action", action),

@@ -92,6 +92,21 @@
 // past the context's deadline: when the next backoff would end after it, the
 // call returns the last error at once.
 //
+// Backoff retries are bounded by a retry budget per Client, so that during a
+// ZEGO brown-out retries of failing requests cannot take every rate-limit slot
+// from fresh ones (the idea of gRPC's retry throttling and the AWS SDK's retry
+// token bucket). The budget is a bucket of RetryPolicy.RetryBudget tokens (10
+// by default), full at New. Each backoff retry takes a token; each attempt
+// ZEGO answers with success or a final code puts back RetryBudgetRatio tokens
+// (0.1), and a retry so answered also gives its own token back. With the
+// bucket empty, a retryable failure is returned at once instead of retried, still
+// Retryable, for the caller to try again later. So failing retries are at most
+// 10 in a row, then about one per ten healthy answers: with half of the
+// requests failing for good, the healthy half still gets about 45% of the
+// slots instead of the 20% that four attempts each would leave it. The two
+// signature retries above do not take tokens. RetryBudget 0 disables the
+// budget.
+//
 // # Testing with zimtest
 //
 // Package zimtest (pkg/zim/zimtest) runs an in-memory ZIM server that checks

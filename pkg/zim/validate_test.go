@@ -174,6 +174,11 @@ func TestNewRefuses(t *testing.T) {
 		{"no attempts", ok, []Option{WithRetry(RetryPolicy{})}, ""},
 		{"negative backoff", ok, []Option{WithRetry(RetryPolicy{MaxAttempts: 2, MinBackoff: -1})}, ""},
 		{"ceiling below floor", ok, []Option{WithRetry(RetryPolicy{MaxAttempts: 2, MinBackoff: 2, MaxBackoff: 1})}, ""},
+		{"negative retry budget", ok, []Option{WithRetry(RetryPolicy{MaxAttempts: 2, RetryBudget: -1, RetryBudgetRatio: 0.1})}, ""},
+		{"retry budget that never refills", ok, []Option{WithRetry(RetryPolicy{MaxAttempts: 2, RetryBudget: 5})}, ""},
+		{"negative budget ratio", ok, []Option{WithRetry(RetryPolicy{MaxAttempts: 2, RetryBudget: 5, RetryBudgetRatio: -0.1})}, ""},
+		{"NaN budget ratio", ok, []Option{WithRetry(RetryPolicy{MaxAttempts: 2, RetryBudget: 5, RetryBudgetRatio: math.NaN()})}, ""},
+		{"infinite budget ratio", ok, []Option{WithRetry(RetryPolicy{MaxAttempts: 2, RetryBudget: 5, RetryBudgetRatio: math.Inf(1)})}, ""},
 		{"nil HTTP client", ok, []Option{WithHTTPClient(nil)}, ""},
 		{"nil clock", ok, []Option{WithClock(nil)}, ""},
 		{"nil nonce source", ok, []Option{WithNonceSource(nil)}, ""},
@@ -242,6 +247,9 @@ func TestDefaults(t *testing.T) {
 	}
 	if c.retry != DefaultRetryPolicy {
 		t.Errorf("retry = %+v", c.retry)
+	}
+	if c.budget == nil || c.budget.tokens != 10 || c.budget.size != 10 || c.budget.perAnswer != 0.1 {
+		t.Errorf("retry budget = %+v, want a full bucket of 10 refilled by 0.1", c.budget)
 	}
 	if got, want := float64(c.limiter.Limit()), 20*0.97; math.Abs(got-want) > 1e-9 || c.limiter.Burst() != 1 {
 		t.Errorf("limiter: %v/s burst %d, want %v/s burst 1", got, c.limiter.Burst(), want)
