@@ -9,11 +9,11 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -52,6 +52,12 @@ type Client struct {
 
 	nonceMu sync.Mutex
 	nonce   io.Reader
+
+	// preconnecting is closed when the Preconnect in progress ends; nil when
+	// none is. Calls wait for it, so that they share its connection.
+	preconnecting atomic.Pointer[chan struct{}]
+	// testPreconnectWait, set only by tests, is called as a call starts waiting for Preconnect.
+	testPreconnectWait func()
 }
 
 // settings collects what Options set before New builds the Client.
@@ -82,8 +88,12 @@ func WithBaseURL(raw string) Option {
 }
 
 // WithHTTPClient sets the HTTP client. The default has its own transport (a clone
-// of http.DefaultTransport with explicit dial, TLS and header timeouts), a 10s
-// total timeout per attempt, and does not follow redirects.
+// of http.DefaultTransport with explicit dial, TLS and header timeouts, kept
+// connections and HTTP/2 where the server offers it), a 10s total timeout per
+// attempt, and does not follow redirects. With hc, the Client's rate limit,
+// retries and retry budget still apply; the timeouts and redirect policy are
+// hc's own, so set its Timeout. To trust a test CA, SSL_CERT_FILE (see
+// Connections in the package documentation) keeps the default client.
 func WithHTTPClient(hc *http.Client) Option {
 	return func(s *settings) error {
 		if hc == nil {
@@ -210,29 +220,6 @@ func New(creds CredentialsSource, opts ...Option) (*Client, error) {
 	}, nil
 }
 
-// defaultHTTPClient bounds every phase of an attempt, so that a stuck connection
-// costs one retry rather than the caller's whole deadline.
-func defaultHTTPClient() *http.Client {
-	var t *http.Transport
-	if dt, ok := http.DefaultTransport.(*http.Transport); ok {
-		t = dt.Clone()
-	} else {
-		t = &http.Transport{Proxy: http.ProxyFromEnvironment, ForceAttemptHTTP2: true}
-	}
-	t.DialContext = (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext
-	t.TLSHandshakeTimeout = 5 * time.Second
-	t.ResponseHeaderTimeout = 10 * time.Second
-	t.ExpectContinueTimeout = time.Second
-	t.IdleConnTimeout = 90 * time.Second
-	t.MaxIdleConnsPerHost = DefaultRateLimit
-	return &http.Client{
-		Transport: t,
-		Timeout:   10 * time.Second,
-		// A redirect would resend the signed query elsewhere; ZEGO never redirects.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
-}
-
 // jsonContentType is shared by every request; net/http does not modify header values.
 var jsonContentType = []string{"application/json"}
 
@@ -298,6 +285,9 @@ func (c *Client) do(ctx context.Context, action string, body []byte) (*Response,
 			resp.Latency = time.Since(start)
 		}
 		return resp, raw, err
+	}
+	if err := c.awaitPreconnect(ctx); err != nil {
+		return finish(nil, fmt.Errorf("zim: %s: %w", action, err))
 	}
 	for attempt := 1; ; attempt++ {
 		var creds Credentials

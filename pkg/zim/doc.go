@@ -107,6 +107,23 @@
 // signature retries above do not take tokens. RetryBudget 0 disables the
 // budget.
 //
+// # Connections
+//
+// The default HTTP client keeps connections for reuse and speaks HTTP/2 where
+// the server offers it, so concurrent calls share one connection. net/http does
+// not share a connection still being opened, though: ten calls on a cold Client
+// open ten. Preconnect opens one ahead (DNS, TCP and TLS, with an unsigned HEAD
+// request and no rate-limit slot), and calls made meanwhile wait for it; after
+// it, ten concurrent calls use that one connection over HTTP/2. Over HTTP/1.1
+// each call in flight needs a connection of its own; up to MaxRateLimit stay
+// open for reuse. Preconnect is optional: without it the first call connects.
+//
+// The default client trusts the system's certificate roots. On Linux, Go reads
+// them from the file named by SSL_CERT_FILE (or the directories of
+// SSL_CERT_DIR) when set, so a process can trust a local test server's CA
+// through its environment alone. The file replaces the system bundle: to reach
+// real HTTPS endpoints as well, give it both.
+//
 // # Testing with zimtest
 //
 // Package zimtest (pkg/zim/zimtest) runs an in-memory ZIM server that checks
