@@ -14,15 +14,11 @@ import (
 	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim"
 )
 
-// Defaults from the function contract.
-const (
-	DefaultAPIURL    = "https://zim-api.zego.im"
-	DefaultRateLimit = 20.0
-	DefaultSecretTTL = 5 * time.Minute
-)
-
-// MaxRateLimit is ZEGO's per-AppId limit; one instance may never be set above it.
-const MaxRateLimit = 20.0
+// DefaultSecretTTL is how long fetched credentials are used before a refetch
+// (the function contract's default). The API URL and rate defaults are
+// pkg/zim's: zim.DefaultBaseURL and zim.DefaultRateLimit, capped at
+// zim.MaxRateLimit, ZEGO's limit per AppId.
+const DefaultSecretTTL = 5 * time.Minute
 
 // Config is the function's settings.
 type Config struct {
@@ -46,8 +42,8 @@ func (e *Error) Error() string { return e.Variable + " " + e.Rule }
 // problem is reported, joined, so one deploy fixes them all.
 func Load(getenv func(string) string) (Config, error) {
 	c := Config{
-		APIURL:    DefaultAPIURL,
-		RateLimit: DefaultRateLimit,
+		APIURL:    zim.DefaultBaseURL,
+		RateLimit: zim.DefaultRateLimit,
 		SecretTTL: DefaultSecretTTL,
 		LogLevel:  slog.LevelInfo,
 	}
@@ -70,8 +66,8 @@ func Load(getenv func(string) string) (Config, error) {
 		switch {
 		case err != nil:
 			bad("ZEGO_RATE_LIMIT", fmt.Sprintf("must be a number of requests per second, got %q", v))
-		case r <= 0 || r > MaxRateLimit:
-			bad("ZEGO_RATE_LIMIT", fmt.Sprintf("must be greater than 0 and at most %g (ZEGO's limit per AppId), got %q", MaxRateLimit, v))
+		case !(r > 0) || r > zim.MaxRateLimit:
+			bad("ZEGO_RATE_LIMIT", fmt.Sprintf("must be greater than 0 and at most %d (ZEGO's limit per AppId), got %q", zim.MaxRateLimit, v))
 		default:
 			c.RateLimit = r
 		}

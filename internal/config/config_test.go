@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -16,7 +18,7 @@ func TestLoadDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Config{SecretID: "zim/zego", APIURL: DefaultAPIURL, RateLimit: 20, SecretTTL: 5 * time.Minute, LogLevel: slog.LevelInfo}
+	want := Config{SecretID: "zim/zego", APIURL: zim.DefaultBaseURL, RateLimit: 20, SecretTTL: 5 * time.Minute, LogLevel: slog.LevelInfo}
 	if c != want {
 		t.Fatalf("got %+v, want %+v", c, want)
 	}
@@ -53,6 +55,9 @@ func TestLoadErrorsNameTheVariable(t *testing.T) {
 		{"rate not a number", "ZEGO_RATE_LIMIT", "fast", "must be a number"},
 		{"rate zero", "ZEGO_RATE_LIMIT", "0", "greater than 0 and at most 20"},
 		{"rate over ZEGO's limit", "ZEGO_RATE_LIMIT", "21", "greater than 0 and at most 20"},
+		// strconv.ParseFloat accepts these; NaN passes every ordered comparison.
+		{"rate NaN", "ZEGO_RATE_LIMIT", "NaN", "greater than 0 and at most 20"},
+		{"rate infinite", "ZEGO_RATE_LIMIT", "+Inf", "greater than 0 and at most 20"},
 		{"ttl not a duration", "ZEGO_SECRET_TTL", "5", "must be a Go duration"},
 		{"ttl negative", "ZEGO_SECRET_TTL", "-1m", "must be positive"},
 		{"log level", "LOG_LEVEL", "verbose", "must be one of debug, info, warn, error"},

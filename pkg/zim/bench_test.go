@@ -17,7 +17,7 @@ func BenchmarkSign(b *testing.B) {
 
 // BenchmarkSignAndBuildRequest: nonce, timestamp, signature and one *http.Request.
 func BenchmarkSignAndBuildRequest(b *testing.B) {
-	c, err := New(testAppID, testSecret)
+	c, err := New(testCreds)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -54,7 +54,7 @@ func (f fixedAnswer) RoundTrip(req *http.Request) (*http.Response, error) {
 // decode) through an in-memory transport; the limiter is set high so it never waits.
 func BenchmarkDeleteConversation(b *testing.B) {
 	hc := &http.Client{Transport: fixedAnswer(`{"Code":0,"Message":"success","RequestId":"343649807833778782"}`)}
-	c, err := New(testAppID, testSecret, WithHTTPClient(hc), WithRateLimit(1e9))
+	c, err := New(testCreds, WithHTTPClient(hc), WithRateLimit(1e9))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -9,11 +9,11 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -23,8 +23,13 @@ import (
 // -hkg, -fra, -lax, -bom, -sgp .zego.im) are closer to servers in those regions.
 const DefaultBaseURL = "https://zim-api.zego.im"
 
-// DefaultRateLimit is ZEGO's DeleteConv limit per AppId, in requests per second.
-const DefaultRateLimit = 20
+// MaxRateLimit is ZEGO's DeleteConv limit per AppId, in requests per second,
+// shared by every caller of that AppId.
+const MaxRateLimit = 20
+
+// DefaultRateLimit is how many requests per second a Client sends without
+// WithRateLimit: all of MaxRateLimit, for a sole caller of its AppId.
+const DefaultRateLimit = MaxRateLimit
 
 // rateHeadroom spaces requests slightly wider than the configured rate, so that
 // network jitter cannot bunch rps+1 arrivals into ZEGO's one-second window.
@@ -40,12 +45,19 @@ type Client struct {
 	http    *http.Client
 	limiter *rate.Limiter
 	retry   RetryPolicy
+	budget  *retryBudget // nil without RetryPolicy.RetryBudget
 	now     func() time.Time
 	log     *slog.Logger
 	creds   CredentialsSource
 
 	nonceMu sync.Mutex
 	nonce   io.Reader
+
+	// preconnecting is closed when the Preconnect in progress ends; nil when
+	// none is. Calls wait for it, so that they share its connection.
+	preconnecting atomic.Pointer[chan struct{}]
+	// testPreconnectWait, set only by tests, is called as a call starts waiting for Preconnect.
+	testPreconnectWait func()
 }
 
 // settings collects what Options set before New builds the Client.
@@ -57,7 +69,6 @@ type settings struct {
 	now        func() time.Time
 	nonce      io.Reader
 	logger     *slog.Logger
-	creds      CredentialsSource
 }
 
 // Option configures a Client in New.
@@ -77,8 +88,12 @@ func WithBaseURL(raw string) Option {
 }
 
 // WithHTTPClient sets the HTTP client. The default has its own transport (a clone
-// of http.DefaultTransport with explicit dial, TLS and header timeouts), a 10s
-// total timeout per attempt, and does not follow redirects.
+// of http.DefaultTransport with explicit dial, TLS and header timeouts, kept
+// connections and HTTP/2 where the server offers it), a 10s total timeout per
+// attempt, and does not follow redirects. With hc, the Client's rate limit,
+// retries and retry budget still apply; the timeouts and redirect policy are
+// hc's own, so set its Timeout. To trust a test CA, SSL_CERT_FILE (see
+// Connections in the package documentation) keeps the default client.
 func WithHTTPClient(hc *http.Client) Option {
 	return func(s *settings) error {
 		if hc == nil {
@@ -149,23 +164,20 @@ func WithLogger(l *slog.Logger) Option {
 	}
 }
 
-// WithCredentials makes src supply the credentials on every attempt, so that a
-// rotated ServerSecret is picked up without a new Client. New must then be
-// called with appID 0 and an empty serverSecret.
-func WithCredentials(src CredentialsSource) Option {
-	return func(s *settings) error {
-		if src == nil {
-			return errors.New("zim: WithCredentials: source is nil")
-		}
-		s.creds = src
-		return nil
+// New returns a Client that signs with what creds supplies, asked on every
+// attempt: StaticCredentials for a fixed AppID and ServerSecret, or a source
+// that follows rotations (such as a secret cache). Static credentials are
+// checked here, and malformed ones are a *ValidationError naming "AppId" or
+// "ServerSecret" (never the value); a dynamic source's are checked per attempt.
+func New(creds CredentialsSource, opts ...Option) (*Client, error) {
+	if creds == nil {
+		return nil, errors.New("zim: New: credentials source is nil")
 	}
-}
-
-// New returns a Client for appID and serverSecret, or for the credentials that
-// WithCredentials supplies. Malformed credentials are a *ValidationError naming
-// "AppId" or "ServerSecret" (never the value).
-func New(appID uint32, serverSecret string, opts ...Option) (*Client, error) {
+	if static, ok := staticCredentials(creds); ok {
+		if err := static.Validate(); err != nil {
+			return nil, err
+		}
+	}
 	s := settings{
 		baseURL: DefaultBaseURL,
 		rps:     DefaultRateLimit,
@@ -179,21 +191,6 @@ func New(appID uint32, serverSecret string, opts ...Option) (*Client, error) {
 		}
 		if err := opt(&s); err != nil {
 			return nil, err
-		}
-	}
-	if s.creds == nil {
-		static := Credentials{AppID: appID, ServerSecret: serverSecret}
-		if err := static.Validate(); err != nil {
-			return nil, err
-		}
-		s.creds = StaticCredentials(static)
-	} else {
-		// Two sources of truth would leave it unclear which one signs.
-		if appID != 0 {
-			return nil, &ValidationError{Field: "AppId", Rule: "must be 0 when WithCredentials is used"}
-		}
-		if serverSecret != "" {
-			return nil, &ValidationError{Field: "ServerSecret", Rule: "must be empty when WithCredentials is used"}
 		}
 	}
 	base, err := parseBaseURL(s.baseURL)
@@ -215,34 +212,12 @@ func New(appID uint32, serverSecret string, opts ...Option) (*Client, error) {
 		http:    s.httpClient,
 		limiter: rate.NewLimiter(limit, 1),
 		retry:   s.retry,
+		budget:  newRetryBudget(s.retry),
 		now:     s.now,
 		log:     s.logger,
-		creds:   s.creds,
+		creds:   creds,
 		nonce:   s.nonce,
 	}, nil
-}
-
-// defaultHTTPClient bounds every phase of an attempt, so that a stuck connection
-// costs one retry rather than the caller's whole deadline.
-func defaultHTTPClient() *http.Client {
-	var t *http.Transport
-	if dt, ok := http.DefaultTransport.(*http.Transport); ok {
-		t = dt.Clone()
-	} else {
-		t = &http.Transport{Proxy: http.ProxyFromEnvironment, ForceAttemptHTTP2: true}
-	}
-	t.DialContext = (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext
-	t.TLSHandshakeTimeout = 5 * time.Second
-	t.ResponseHeaderTimeout = 10 * time.Second
-	t.ExpectContinueTimeout = time.Second
-	t.IdleConnTimeout = 90 * time.Second
-	t.MaxIdleConnsPerHost = DefaultRateLimit
-	return &http.Client{
-		Transport: t,
-		Timeout:   10 * time.Second,
-		// A redirect would resend the signed query elsewhere; ZEGO never redirects.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
 }
 
 // jsonContentType is shared by every request; net/http does not modify header values.
@@ -299,12 +274,20 @@ func (c *Client) do(ctx context.Context, action string, body []byte) (*Response,
 		resigned  bool         // already retried after ErrSignatureExpired
 		refreshes bool         // already called Refresh
 		backoffs  int
+		budgeted  bool // the next attempt is a retry that took a budget token
 	)
 	finish := func(raw []byte, err error) (*Response, []byte, error) {
+		if budgeted {
+			// The retry the token was taken for was never sent.
+			c.budget.refund()
+		}
 		if resp != nil {
 			resp.Latency = time.Since(start)
 		}
 		return resp, raw, err
+	}
+	if err := c.awaitPreconnect(ctx); err != nil {
+		return finish(nil, fmt.Errorf("zim: %s: %w", action, err))
 	}
 	for attempt := 1; ; attempt++ {
 		var creds Credentials
@@ -338,6 +321,14 @@ func (c *Client) do(ctx context.Context, action string, body []byte) (*Response,
 		}
 		resp.Attempts = attempt
 		raw, err := c.send(req, action, attempt, resp)
+		if healthyAnswer(err) {
+			c.budget.healthy()
+			if budgeted {
+				// Only retries that fail again are counted against the budget.
+				c.budget.refund()
+			}
+		}
+		budgeted = false
 		if err == nil {
 			return finish(raw, nil)
 		}
@@ -347,7 +338,10 @@ func (c *Client) do(ctx context.Context, action string, body []byte) (*Response,
 		}
 
 		// Decide whether another attempt can help, and how soon.
-		var wait time.Duration
+		var (
+			wait      time.Duration
+			needToken bool // a backoff retry, bounded by the retry budget
+		)
 		switch {
 		case errors.Is(err, ErrSignatureExpired):
 			if resigned {
@@ -377,6 +371,7 @@ func (c *Client) do(ctx context.Context, action string, body []byte) (*Response,
 		case Retryable(err):
 			backoffs++
 			wait = c.retry.backoff(backoffs, rateLimited(err))
+			needToken = true
 		default:
 			return finish(nil, err)
 		}
@@ -385,6 +380,16 @@ func (c *Client) do(ctx context.Context, action string, body []byte) (*Response,
 		}
 		if deadline, ok := ctx.Deadline(); ok && time.Now().Add(wait).After(deadline) {
 			return finish(nil, err)
+		}
+		if needToken {
+			if !c.budget.take() {
+				c.log.LogAttrs(ctx, slog.LevelWarn, "zim: not retrying: retry budget spent",
+					slog.String("action", action),
+					slog.Int("attempt", attempt),
+					slog.String("error", err.Error()))
+				return finish(nil, err)
+			}
+			budgeted = true
 		}
 		c.log.LogAttrs(ctx, slog.LevelWarn, "zim: retrying",
 			slog.String("action", action),

@@ -2,7 +2,7 @@
 // sends them at a rate ZEGO accepts, retries what is worth retrying and turns
 // ZEGO's return codes into errors a caller can branch on.
 //
-//	c, err := zim.New(appID, serverSecret)
+//	c, err := zim.New(zim.StaticCredentials{AppID: appID, ServerSecret: serverSecret})
 //	if err != nil { ... }
 //	resp, err := c.DeleteConversation(ctx, zim.DeleteConvRequest{
 //		FromUserID: "alice", ConvID: "bob", ConvType: zim.ConvTypePeer,
@@ -24,9 +24,10 @@
 // more than 10 minutes off its clock. The ServerSecret and signatures never
 // appear in errors or logs.
 //
-// Credentials are fixed by New(appID, secret), or come from a CredentialsSource
-// (WithCredentials) asked on every attempt, so that a rotated secret takes
-// effect without a new Client.
+// New takes one CredentialsSource, asked on every attempt: StaticCredentials
+// for a fixed AppID and ServerSecret (checked by New), or a source of its own
+// that follows rotations, so that a rotated secret takes effect without a new
+// Client.
 //
 // # Errors
 //
@@ -91,6 +92,38 @@
 // past the context's deadline: when the next backoff would end after it, the
 // call returns the last error at once.
 //
+// Backoff retries are bounded by a retry budget per Client, so that during a
+// ZEGO brown-out retries of failing requests cannot take every rate-limit slot
+// from fresh ones (the idea of gRPC's retry throttling and the AWS SDK's retry
+// token bucket). The budget is a bucket of RetryPolicy.RetryBudget tokens (10
+// by default), full at New. Each backoff retry takes a token; each attempt
+// ZEGO answers with success or a final code puts back RetryBudgetRatio tokens
+// (0.1), and a retry so answered also gives its own token back. With the
+// bucket empty, a retryable failure is returned at once instead of retried, still
+// Retryable, for the caller to try again later. So failing retries are at most
+// 10 in a row, then about one per ten healthy answers: with half of the
+// requests failing for good, the healthy half still gets about 45% of the
+// slots instead of the 20% that four attempts each would leave it. The two
+// signature retries above do not take tokens. RetryBudget 0 disables the
+// budget.
+//
+// # Connections
+//
+// The default HTTP client keeps connections for reuse and speaks HTTP/2 where
+// the server offers it, so concurrent calls share one connection. net/http does
+// not share a connection still being opened, though: ten calls on a cold Client
+// open ten. Preconnect opens one ahead (DNS, TCP and TLS, with an unsigned HEAD
+// request and no rate-limit slot), and calls made meanwhile wait for it; after
+// it, ten concurrent calls use that one connection over HTTP/2. Over HTTP/1.1
+// each call in flight needs a connection of its own; up to MaxRateLimit stay
+// open for reuse. Preconnect is optional: without it the first call connects.
+//
+// The default client trusts the system's certificate roots. On Linux, Go reads
+// them from the file named by SSL_CERT_FILE (or the directories of
+// SSL_CERT_DIR) when set, so a process can trust a local test server's CA
+// through its environment alone. The file replaces the system bundle: to reach
+// real HTTPS endpoints as well, give it both.
+//
 // # Testing with zimtest
 //
 // Package zimtest (pkg/zim/zimtest) runs an in-memory ZIM server that checks
@@ -99,7 +132,7 @@
 //
 //	srv := zimtest.NewServer(zimtest.WithApp(appID, secret))
 //	defer srv.Close()
-//	c, _ := zim.New(appID, secret, zim.WithBaseURL(srv.URL))
+//	c, _ := zim.New(zim.StaticCredentials{AppID: appID, ServerSecret: secret}, zim.WithBaseURL(srv.URL))
 //
 // For tests of timing, combine WithClock and testing/synctest; for fixed
 // signatures, WithNonceSource.

@@ -66,10 +66,26 @@ func ExampleSign() {
 	// Output: 43e5cfcca828314675f91b001390566a
 }
 
+func ExampleNew() {
+	// Fixed credentials; a CredentialsSource that fetches them (and refreshes on
+	// ZEGO's "invalid signature") goes in the same place.
+	c, err := zim.New(zim.StaticCredentials{AppID: appID, ServerSecret: secret},
+		zim.WithBaseURL("https://zim-api-fra.zego.im"),
+		zim.WithRateLimit(10), // this process's share of ZEGO's 20/s per AppId
+	)
+	fmt.Println(c != nil, err)
+
+	_, err = zim.New(zim.StaticCredentials{AppID: appID, ServerSecret: "not-a-secret"})
+	fmt.Println(err)
+	// Output:
+	// true <nil>
+	// ServerSecret must be 32 hexadecimal characters
+}
+
 func ExampleClient_DeleteConversation() {
 	srv := fakeZEGO()
 	defer srv.Close()
-	c, err := zim.New(appID, secret, zim.WithBaseURL(srv.URL+"/zim"))
+	c, err := zim.New(zim.StaticCredentials{AppID: appID, ServerSecret: secret}, zim.WithBaseURL(srv.URL+"/zim"))
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -96,7 +112,7 @@ func ExampleClient_DeleteConversation() {
 func ExampleClient_QueryConversationList() {
 	srv := fakeZEGO()
 	defer srv.Close()
-	c, err := zim.New(appID, secret, zim.WithBaseURL(srv.URL+"/zim"))
+	c, err := zim.New(zim.StaticCredentials{AppID: appID, ServerSecret: secret}, zim.WithBaseURL(srv.URL+"/zim"))
 	if err != nil {
 		fmt.Println(err)
 		return

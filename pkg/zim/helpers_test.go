@@ -19,6 +19,9 @@ const (
 	testPrefix = "/zim"
 )
 
+// testCreds are the static credentials of most tests.
+var testCreds = StaticCredentials{AppID: testAppID, ServerSecret: testSecret}
+
 var testReq = DeleteConvRequest{FromUserID: "alice", ConvID: "bob", ConvType: ConvTypePeer}
 
 // answer is one scripted reply of fakeZEGO.
@@ -124,7 +127,7 @@ var noWait = RetryPolicy{MaxAttempts: 3}
 func newTestClient(t *testing.T, base string, opts ...Option) *Client {
 	t.Helper()
 	all := append([]Option{WithBaseURL(base), WithRateLimit(math.Inf(1)), WithRetry(noWait)}, opts...)
-	c, err := New(testAppID, testSecret, all...)
+	c, err := New(testCreds, all...)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -135,7 +138,7 @@ func newTestClient(t *testing.T, base string, opts ...Option) *Client {
 func memClient(t *testing.T, h http.Handler, opts ...Option) *Client {
 	t.Helper()
 	all := append([]Option{WithBaseURL("https://zim-api.zego.im" + testPrefix), WithHTTPClient(&http.Client{Transport: inMemory{h}})}, opts...)
-	c, err := New(testAppID, testSecret, all...)
+	c, err := New(testCreds, all...)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

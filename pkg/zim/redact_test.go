@@ -11,7 +11,7 @@ import (
 func TestSecretNeverPrinted(t *testing.T) {
 	t.Parallel()
 	creds := Credentials{AppID: testAppID, ServerSecret: testSecret}
-	c, err := New(testAppID, testSecret)
+	c, err := New(testCreds)
 	if err != nil {
 		t.Fatal(err)
 	}

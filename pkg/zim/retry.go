@@ -3,8 +3,10 @@ package zim
 import (
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net/http"
+	"sync"
 	"time"
 )
 
@@ -16,6 +18,17 @@ import (
 // callers failing together do not retry together. The floor is MinBackoff, or
 // RateLimitedMinBackoff after a rate-limit answer; the ceiling is MaxBackoff, or
 // RateLimitedMinBackoff if that is larger.
+//
+// RetryBudget and RetryBudgetRatio bound backoff retries to a share of the
+// traffic, in the spirit of gRPC's retry throttling and the AWS SDK's retry
+// token bucket: during a brown-out, retries of failing requests must not take
+// every rate-limit slot from fresh ones. Each Client keeps a bucket of
+// RetryBudget tokens, full at New. A backoff retry takes one token; with none
+// left, the retryable error is returned at once. Every attempt that ZEGO
+// answers with success or a code that is not retryable puts back
+// RetryBudgetRatio tokens, and a retry answered so gives its own token back,
+// up to RetryBudget. So retries that keep failing are at most about
+// RetryBudgetRatio per healthy answer, plus RetryBudget in a row.
 type RetryPolicy struct {
 	// MaxAttempts is the most HTTP requests one call makes, retries of every kind
 	// included (1 disables retries).
@@ -27,15 +40,27 @@ type RetryPolicy struct {
 	// RateLimitedMinBackoff is the floor after ZEGO said "rate limited" (or HTTP
 	// 429): its limit is per second, so retrying sooner mostly fails again.
 	RateLimitedMinBackoff time.Duration
+	// RetryBudget is the size of the Client's retry token bucket: how many
+	// failing retries may follow each other with no healthy answer between
+	// them. 0 disables the budget (every retryable failure is retried up to
+	// MaxAttempts).
+	RetryBudget int
+	// RetryBudgetRatio is the tokens each healthy answer puts back, so the
+	// share of retries in steady state (0.1: one failing retry per ten healthy
+	// answers). It must be greater than 0 when RetryBudget is set.
+	RetryBudgetRatio float64
 }
 
 // DefaultRetryPolicy is what New uses without WithRetry: at most 4 attempts,
-// 100ms to 2s between them, at least 1s after a rate-limit answer.
+// 100ms to 2s between them, at least 1s after a rate-limit answer; a retry
+// budget of 10 tokens, refilled by 0.1 per healthy answer.
 var DefaultRetryPolicy = RetryPolicy{
 	MaxAttempts:           4,
 	MinBackoff:            100 * time.Millisecond,
 	MaxBackoff:            2 * time.Second,
 	RateLimitedMinBackoff: time.Second,
+	RetryBudget:           10,
+	RetryBudgetRatio:      0.1,
 }
 
 func (p RetryPolicy) validate() error {
@@ -46,8 +71,77 @@ func (p RetryPolicy) validate() error {
 		return errors.New("zim: RetryPolicy backoffs must not be negative")
 	case p.MaxBackoff < p.MinBackoff:
 		return errors.New("zim: RetryPolicy.MaxBackoff must not be less than MinBackoff")
+	case p.RetryBudget < 0:
+		return errors.New("zim: RetryPolicy.RetryBudget must not be negative")
+	case p.RetryBudgetRatio < 0 || math.IsNaN(p.RetryBudgetRatio) || math.IsInf(p.RetryBudgetRatio, 0):
+		return errors.New("zim: RetryPolicy.RetryBudgetRatio must be a finite number, not negative")
+	case p.RetryBudget > 0 && p.RetryBudgetRatio == 0:
+		// A spent bucket would then stay empty for the Client's whole life.
+		return errors.New("zim: RetryPolicy.RetryBudgetRatio must be greater than 0 when RetryBudget is set")
 	}
 	return nil
+}
+
+// retryBudget is a Client's retry token bucket (see RetryPolicy). A nil
+// *retryBudget is no budget: every retry is allowed.
+type retryBudget struct {
+	size      float64
+	perAnswer float64 // RetryBudgetRatio
+
+	mu     sync.Mutex
+	tokens float64
+}
+
+func newRetryBudget(p RetryPolicy) *retryBudget {
+	if p.RetryBudget == 0 {
+		return nil
+	}
+	size := float64(p.RetryBudget)
+	return &retryBudget{size: size, perAnswer: p.RetryBudgetRatio, tokens: size}
+}
+
+// take spends a token on a retry; false when there is none left.
+func (b *retryBudget) take() bool {
+	if b == nil {
+		return true
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}
+
+// healthy credits an attempt ZEGO answered with success or a final code.
+func (b *retryBudget) healthy() {
+	if b != nil {
+		b.add(b.perAnswer)
+	}
+}
+
+// refund gives back the token of a retry that was answered healthily or never sent.
+func (b *retryBudget) refund() {
+	if b != nil {
+		b.add(1)
+	}
+}
+
+func (b *retryBudget) add(n float64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.tokens = min(b.size, b.tokens+n)
+}
+
+// healthyAnswer reports whether an attempt's outcome shows ZEGO serving: an
+// answer with Code 0, or with a code no retry can change.
+func healthyAnswer(err error) bool {
+	if err == nil {
+		return true
+	}
+	var ae *APIError
+	return errors.As(err, &ae) && !Retryable(err)
 }
 
 // backoff returns the wait before retry number n (1 for the first retry).

@@ -269,7 +269,7 @@ func TestSignatureInvalidRefreshes(t *testing.T) {
 			if tt.max != 0 {
 				policy.MaxAttempts = tt.max
 			}
-			c, err := New(0, "", WithCredentials(tt.src), WithBaseURL(serve(t, fake)), WithRetry(policy), WithRateLimit(math.Inf(1)))
+			c, err := New(tt.src, WithBaseURL(serve(t, fake)), WithRetry(policy), WithRateLimit(math.Inf(1)))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -605,4 +605,74 @@ func TestRateLimiterSpacing(t *testing.T) {
 // spacing is the limiter's interval between requests at rps: 97% of the rate.
 func spacing(rps float64) time.Duration {
 	return time.Duration(float64(time.Second) / (rps * 0.97))
+}
+
+// TestRetryBudget follows one Client's bucket through a sequence of calls: a
+// backoff retry takes a token, an empty bucket returns the retryable error
+// after one attempt, healthy answers refill it, and a retry that is answered
+// healthily (or never sent) gives its token back.
+func TestRetryBudget(t *testing.T) {
+	t.Parallel()
+	policy := RetryPolicy{MaxAttempts: 4, RetryBudget: 2, RetryBudgetRatio: 0.5}
+	steps := []struct {
+		name     string
+		script   []answer // this call's answers; the last repeats
+		attempts int
+		wantErr  error
+		tokens   float64 // left after the call
+	}{
+		{"two retries spend the bucket", []answer{code(1)}, 3, ErrTemporary, 0},
+		{"empty: returned after one attempt", []answer{code(660000001)}, 1, ErrTemporary, 0},
+		{"a transport failure is not healthy", []answer{{hijack: true}}, 1, ErrTransport, 0},
+		{"a healthy answer adds the ratio", []answer{code(0)}, 1, nil, 0.5},
+		{"a final code is healthy too", []answer{code(660800002)}, 1, ErrConversationNotFound, 1},
+		{"one token: one retry", []answer{code(7)}, 2, ErrRateLimited, 0},
+		{"refill again", []answer{code(0)}, 1, nil, 0.5},
+		{"and again", []answer{code(0)}, 1, nil, 1},
+		{"a retry answered healthily is given back", []answer{code(1), code(0)}, 2, nil, 1.5},
+		{"capped at RetryBudget", []answer{code(0)}, 1, nil, 2},
+		{"re-signing is not budgeted", []answer{code(100000004), code(0)}, 2, nil, 2},
+	}
+	fake := newFake()
+	var script []answer
+	var n int
+	fake.respond = func(*http.Request, string) answer {
+		a := script[min(n, len(script)-1)]
+		n++
+		return a
+	}
+	c := newTestClient(t, serve(t, fake), WithRetry(policy))
+	for _, st := range steps {
+		fake.mu.Lock()
+		script, n = st.script, 0
+		fake.mu.Unlock()
+		resp, err := c.DeleteConversation(t.Context(), testReq)
+		if st.wantErr == nil && err != nil || st.wantErr != nil && !errors.Is(err, st.wantErr) {
+			t.Fatalf("%s: err = %v, want %v", st.name, err, st.wantErr)
+		}
+		if resp == nil || resp.Attempts != st.attempts {
+			t.Fatalf("%s: resp = %+v, want %d attempts", st.name, resp, st.attempts)
+		}
+		if got := c.budget.tokens; math.Abs(got-st.tokens) > 1e-9 {
+			t.Fatalf("%s: %v tokens left, want %v", st.name, got, st.tokens)
+		}
+	}
+}
+
+// TestRetryBudgetUnsentRetry: a token taken for a retry that is never sent (the
+// caller cancelled during the backoff) goes back into the bucket.
+func TestRetryBudgetUnsentRetry(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		fake := newFake(code(1))
+		c := memClient(t, fake, WithRetry(RetryPolicy{MaxAttempts: 2, MinBackoff: time.Second, MaxBackoff: time.Second, RetryBudget: 1, RetryBudgetRatio: 0.1}))
+		ctx, cancel := context.WithCancel(t.Context())
+		time.AfterFunc(500*time.Millisecond, cancel)
+		if _, err := c.DeleteConversation(ctx, testReq); !errors.Is(err, context.Canceled) {
+			t.Fatalf("err = %v, want context.Canceled", err)
+		}
+		if n := len(fake.requests()); n != 1 || c.budget.tokens != 1 {
+			t.Errorf("%d requests and %v tokens left, want 1 request and the token back", n, c.budget.tokens)
+		}
+	})
 }

@@ -58,7 +58,7 @@ func TestNonce(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			c, err := New(testAppID, testSecret, WithNonceSource(bytes.NewReader(tt.source)))
+			c, err := New(testCreds, WithNonceSource(bytes.NewReader(tt.source)))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -74,7 +74,7 @@ func TestNonce(t *testing.T) {
 
 	t.Run("crypto/rand by default", func(t *testing.T) {
 		t.Parallel()
-		c, err := New(testAppID, testSecret)
+		c, err := New(testCreds)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -84,7 +84,9 @@ type CredentialsSource interface {
 	Refresh(ctx context.Context, stale Credentials) (Credentials, error)
 }
 
-// StaticCredentials is a CredentialsSource that never changes.
+// StaticCredentials is a CredentialsSource that never changes:
+//
+//	zim.New(zim.StaticCredentials{AppID: appID, ServerSecret: serverSecret})
 type StaticCredentials Credentials
 
 // Credentials returns c.
@@ -95,4 +97,19 @@ func (c StaticCredentials) Credentials(context.Context) (Credentials, error) {
 // Refresh returns c: a static source has nothing newer.
 func (c StaticCredentials) Refresh(context.Context, Credentials) (Credentials, error) {
 	return Credentials(c), nil
+}
+
+// staticCredentials returns the credentials of a StaticCredentials source, so
+// that New can refuse malformed ones before any call.
+func staticCredentials(src CredentialsSource) (Credentials, bool) {
+	switch sc := src.(type) {
+	case StaticCredentials:
+		return Credentials(sc), true
+	case *StaticCredentials:
+		if sc == nil {
+			return Credentials{}, true
+		}
+		return Credentials(*sc), true
+	}
+	return Credentials{}, false
 }

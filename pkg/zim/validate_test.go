@@ -153,37 +153,41 @@ func TestValidateBaseURL(t *testing.T) {
 
 func TestNewRefuses(t *testing.T) {
 	t.Parallel()
-	src := StaticCredentials{AppID: 1, ServerSecret: testSecret}
 	badSecret := "secret-value-that-must-not-leak!"
+	ok := StaticCredentials{AppID: 1, ServerSecret: testSecret}
 	tests := []struct {
-		name   string
-		appID  uint32
-		secret string
-		opts   []Option
-		field  string // ValidationError field; empty for a plain error
+		name  string
+		creds CredentialsSource
+		opts  []Option
+		field string // ValidationError field; empty for a plain error
 	}{
-		{"zero AppId", 0, testSecret, nil, "AppId"},
-		{"empty secret", 1, "", nil, "ServerSecret"},
-		{"malformed secret", 1, badSecret, nil, "ServerSecret"},
-		{"AppId beside WithCredentials", 1, "", []Option{WithCredentials(src)}, "AppId"},
-		{"secret beside WithCredentials", 0, badSecret, []Option{WithCredentials(src)}, "ServerSecret"},
-		{"nil source", 0, "", []Option{WithCredentials(nil)}, ""},
-		{"plain http to a remote host", 1, testSecret, []Option{WithBaseURL("http://zim-api.zego.im")}, "BaseURL"},
-		{"zero rate", 1, testSecret, []Option{WithRateLimit(0)}, ""},
-		{"negative rate", 1, testSecret, []Option{WithRateLimit(-5)}, ""},
-		{"NaN rate", 1, testSecret, []Option{WithRateLimit(math.NaN())}, ""},
-		{"no attempts", 1, testSecret, []Option{WithRetry(RetryPolicy{})}, ""},
-		{"negative backoff", 1, testSecret, []Option{WithRetry(RetryPolicy{MaxAttempts: 2, MinBackoff: -1})}, ""},
-		{"ceiling below floor", 1, testSecret, []Option{WithRetry(RetryPolicy{MaxAttempts: 2, MinBackoff: 2, MaxBackoff: 1})}, ""},
-		{"nil HTTP client", 1, testSecret, []Option{WithHTTPClient(nil)}, ""},
-		{"nil clock", 1, testSecret, []Option{WithClock(nil)}, ""},
-		{"nil nonce source", 1, testSecret, []Option{WithNonceSource(nil)}, ""},
-		{"nil logger", 1, testSecret, []Option{WithLogger(nil)}, ""},
+		{"nil source", nil, nil, ""},
+		{"zero AppId", StaticCredentials{ServerSecret: testSecret}, nil, "AppId"},
+		{"empty secret", StaticCredentials{AppID: 1}, nil, "ServerSecret"},
+		{"malformed secret", StaticCredentials{AppID: 1, ServerSecret: badSecret}, nil, "ServerSecret"},
+		{"malformed secret by pointer", &StaticCredentials{AppID: 1, ServerSecret: badSecret}, nil, "ServerSecret"},
+		{"nil pointer to static credentials", (*StaticCredentials)(nil), nil, "AppId"},
+		{"plain http to a remote host", ok, []Option{WithBaseURL("http://zim-api.zego.im")}, "BaseURL"},
+		{"zero rate", ok, []Option{WithRateLimit(0)}, ""},
+		{"negative rate", ok, []Option{WithRateLimit(-5)}, ""},
+		{"NaN rate", ok, []Option{WithRateLimit(math.NaN())}, ""},
+		{"no attempts", ok, []Option{WithRetry(RetryPolicy{})}, ""},
+		{"negative backoff", ok, []Option{WithRetry(RetryPolicy{MaxAttempts: 2, MinBackoff: -1})}, ""},
+		{"ceiling below floor", ok, []Option{WithRetry(RetryPolicy{MaxAttempts: 2, MinBackoff: 2, MaxBackoff: 1})}, ""},
+		{"negative retry budget", ok, []Option{WithRetry(RetryPolicy{MaxAttempts: 2, RetryBudget: -1, RetryBudgetRatio: 0.1})}, ""},
+		{"retry budget that never refills", ok, []Option{WithRetry(RetryPolicy{MaxAttempts: 2, RetryBudget: 5})}, ""},
+		{"negative budget ratio", ok, []Option{WithRetry(RetryPolicy{MaxAttempts: 2, RetryBudget: 5, RetryBudgetRatio: -0.1})}, ""},
+		{"NaN budget ratio", ok, []Option{WithRetry(RetryPolicy{MaxAttempts: 2, RetryBudget: 5, RetryBudgetRatio: math.NaN()})}, ""},
+		{"infinite budget ratio", ok, []Option{WithRetry(RetryPolicy{MaxAttempts: 2, RetryBudget: 5, RetryBudgetRatio: math.Inf(1)})}, ""},
+		{"nil HTTP client", ok, []Option{WithHTTPClient(nil)}, ""},
+		{"nil clock", ok, []Option{WithClock(nil)}, ""},
+		{"nil nonce source", ok, []Option{WithNonceSource(nil)}, ""},
+		{"nil logger", ok, []Option{WithLogger(nil)}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			c, err := New(tt.appID, tt.secret, tt.opts...)
+			c, err := New(tt.creds, tt.opts...)
 			if err == nil {
 				t.Fatalf("New = %s, nil; want an error", c)
 			}
@@ -201,14 +205,15 @@ func TestNewRefuses(t *testing.T) {
 func TestNewAccepts(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		name   string
-		appID  uint32
-		secret string
-		opts   []Option
+		name  string
+		creds CredentialsSource
+		opts  []Option
 	}{
-		{"defaults", testAppID, testSecret, nil},
-		{"credentials source", 0, "", []Option{WithCredentials(StaticCredentials{AppID: 1, ServerSecret: testSecret})}},
-		{"every option", testAppID, testSecret, []Option{
+		{"defaults", testCreds, nil},
+		{"static credentials by pointer", &testCreds, nil},
+		// A dynamic source is asked per attempt, not at New: it may not be reachable yet.
+		{"dynamic source", &rotatingSource{}, nil},
+		{"every option", testCreds, []Option{
 			WithBaseURL("https://zim-api-fra.zego.im"), WithHTTPClient(&http.Client{}), WithRateLimit(5),
 			WithRetry(DefaultRetryPolicy), WithClock(time.Now), WithLogger(slog.New(slog.DiscardHandler)),
 			WithRateLimit(math.Inf(1)),
@@ -217,7 +222,7 @@ func TestNewAccepts(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			if _, err := New(tt.appID, tt.secret, tt.opts...); err != nil {
+			if _, err := New(tt.creds, tt.opts...); err != nil {
 				t.Errorf("New: %v", err)
 			}
 		})
@@ -226,7 +231,7 @@ func TestNewAccepts(t *testing.T) {
 
 func TestDefaults(t *testing.T) {
 	t.Parallel()
-	c, err := New(testAppID, testSecret)
+	c, err := New(testCreds)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,6 +247,9 @@ func TestDefaults(t *testing.T) {
 	}
 	if c.retry != DefaultRetryPolicy {
 		t.Errorf("retry = %+v", c.retry)
+	}
+	if c.budget == nil || c.budget.tokens != 10 || c.budget.size != 10 || c.budget.perAnswer != 0.1 {
+		t.Errorf("retry budget = %+v, want a full bucket of 10 refilled by 0.1", c.budget)
 	}
 	if got, want := float64(c.limiter.Limit()), 20*0.97; math.Abs(got-want) > 1e-9 || c.limiter.Burst() != 1 {
 		t.Errorf("limiter: %v/s burst %d, want %v/s burst 1", got, c.limiter.Burst(), want)

@@ -8,12 +8,15 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim"
 )
 
 // Defaults of a new Server.
 const (
-	// DefaultRateLimit is how many accepted requests one AppId may make per DefaultRateWindow.
-	DefaultRateLimit = 20
+	// DefaultRateLimit is how many accepted requests one AppId may make per
+	// DefaultRateWindow: ZEGO's own limit, zim.MaxRateLimit.
+	DefaultRateLimit = zim.MaxRateLimit
 	// DefaultRateWindow is the length of the sliding rate-limit window.
 	DefaultRateWindow = time.Second
 	// DefaultMissingConversationCode is what DeleteConv answers for a conversation

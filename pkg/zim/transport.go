@@ -1,0 +1,98 @@
+package zim
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+)
+
+// defaultHTTPClient bounds every phase of an attempt, so that a stuck connection
+// costs one retry rather than the caller's whole deadline. Its transport keeps
+// connections for reuse and speaks HTTP/2 where the server offers it, so that
+// concurrent calls share one connection instead of a handshake each.
+func defaultHTTPClient() *http.Client {
+	var t *http.Transport
+	if dt, ok := http.DefaultTransport.(*http.Transport); ok {
+		t = dt.Clone()
+	} else {
+		t = &http.Transport{Proxy: http.ProxyFromEnvironment}
+	}
+	// A custom dialer turns off net/http's automatic HTTP/2 unless this is set.
+	t.ForceAttemptHTTP2 = true
+	t.DialContext = (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	t.TLSHandshakeTimeout = 5 * time.Second
+	t.ResponseHeaderTimeout = 10 * time.Second
+	t.ExpectContinueTimeout = time.Second
+	t.IdleConnTimeout = 90 * time.Second
+	// Over HTTP/1.1 one connection carries one request at a time: at the full
+	// rate with answers under a second, this many stay open for reuse.
+	t.MaxIdleConnsPerHost = MaxRateLimit
+	return &http.Client{
+		Transport: t,
+		Timeout:   10 * time.Second,
+		// A redirect would resend the signed query elsewhere; ZEGO never redirects.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// Preconnect opens a connection to the API's host ahead of the first call: DNS,
+// TCP and TLS into the Client's own connection pool, so that the first signed
+// request costs one round trip instead of several. Calling it is optional.
+//
+// It sends one unsigned HEAD request for the base URL, with no credentials and
+// no rate-limit slot, and discards the answer whatever its status: any answer
+// means the connection is open. It is bounded by ctx. Calls made meanwhile wait
+// for it (within their own contexts), so that over HTTP/2 they share its
+// connection instead of each opening one. An error (matching
+// ErrTransport, and the context's error when ctx ended) only means the first
+// call connects by itself; it carries no credentials.
+func (c *Client) Preconnect(ctx context.Context) error {
+	done := make(chan struct{})
+	c.preconnecting.Store(&done)
+	defer func() {
+		c.preconnecting.CompareAndSwap(&done, nil)
+		close(done)
+	}()
+
+	req, err := http.NewRequestWithContext(ctx, http.MethodHead, c.base, nil)
+	if err != nil {
+		return fmt.Errorf("zim: preconnect: building the request failed: %w", err)
+	}
+	t0 := time.Now()
+	hr, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("zim: preconnect: %w: %w", ErrTransport, err)
+	}
+	// Drained and closed, an HTTP/1.1 connection goes back to the pool.
+	_, _ = io.Copy(io.Discard, io.LimitReader(hr.Body, maxBodyBytes))
+	_ = hr.Body.Close()
+	if c.log.Enabled(ctx, slog.LevelDebug) {
+		c.log.LogAttrs(ctx, slog.LevelDebug, "zim: preconnect",
+			slog.String("protocol", hr.Proto),
+			slog.Int("http_status", hr.StatusCode),
+			slog.Duration("latency", time.Since(t0)))
+	}
+	return nil
+}
+
+// awaitPreconnect waits for a Preconnect in progress, if any: net/http does not
+// share a connection being dialled, so each call would otherwise open its own.
+func (c *Client) awaitPreconnect(ctx context.Context) error {
+	done := c.preconnecting.Load()
+	if done == nil {
+		return nil
+	}
+	if c.testPreconnectWait != nil {
+		c.testPreconnectWait()
+	}
+	select {
+	case <-*done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for Preconnect: %w", ctx.Err())
+	}
+}
