@@ -49,8 +49,7 @@ func build(ctx context.Context, cfg config.Config, cfgErr error, log *slog.Logge
 		return handler.New(nil, log, metrics, cfg.CallerClaim, &config.Error{Variable: "AWS_REGION", Rule: "and the AWS SDK's settings must be valid: " + err.Error()})
 	}
 	cache := secret.NewCache(secretsmanager.NewFromConfig(awsCfg), cfg.SecretID, cfg.SecretTTL, secret.WithLogger(log))
-	client, err := zim.New(0, "",
-		zim.WithCredentials(cache),
+	client, err := zim.New(cache,
 		zim.WithBaseURL(cfg.APIURL),
 		zim.WithRateLimit(cfg.RateLimit),
 		zim.WithLogger(log),

@@ -31,7 +31,7 @@ func (answerOK) RoundTrip(r *http.Request) (*http.Response, error) {
 // valid records: routing, decoding, validation, signing, the (in-memory)
 // request, logging and metrics. The limiter is set high so it never waits.
 func BenchmarkSQSBatch10(b *testing.B) {
-	client, err := zim.New(testAppID, testSecret, zim.WithBaseURL("https://zim-api.zego.im"),
+	client, err := zim.New(zim.StaticCredentials{AppID: testAppID, ServerSecret: testSecret}, zim.WithBaseURL("https://zim-api.zego.im"),
 		zim.WithHTTPClient(&http.Client{Transport: answerOK{}}), zim.WithRateLimit(1e9))
 	if err != nil {
 		b.Fatal(err)

@@ -116,7 +116,7 @@ func newHarness(t *testing.T, opts ...harnessOpt) *harness {
 	t.Cleanup(srv.Close)
 	hs := &harness{t: t, srv: srv, creds: &fakeCreds{creds: zim.Credentials{AppID: testAppID, ServerSecret: testSecret}}, logs: &syncBuffer{}, emf: &syncBuffer{}}
 	log := slog.New(slog.NewJSONHandler(hs.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	client, err := zim.New(0, "", zim.WithCredentials(hs.creds), zim.WithBaseURL(srv.URL), zim.WithRateLimit(cfg.rate),
+	client, err := zim.New(hs.creds, zim.WithBaseURL(srv.URL), zim.WithRateLimit(cfg.rate),
 		zim.WithRetry(cfg.retry), zim.WithLogger(log))
 	if err != nil {
 		t.Fatal(err)

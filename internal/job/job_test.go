@@ -42,7 +42,7 @@ func TestRun(t *testing.T) {
 	}
 	srv.Seed(testAppID, "erin", convs...)
 	srv.Inject(zimtest.Fault{Action: "DeleteConv", ConvID: "p0007", Code: 660500002})
-	client, err := zim.New(testAppID, testSecret, zim.WithBaseURL(srv.URL), zim.WithRateLimit(1000))
+	client, err := zim.New(zim.StaticCredentials{AppID: testAppID, ServerSecret: testSecret}, zim.WithBaseURL(srv.URL), zim.WithRateLimit(1000))
 	if err != nil {
 		t.Fatal(err)
 	}
