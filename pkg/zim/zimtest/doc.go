@@ -159,7 +159,7 @@
 // signs for localhost, 127.0.0.1, ::1 and the listener's IP. Client returns a
 // client that trusts it; CertificatePEM returns the authority's certificate
 // for anything else: a pool built from it, or a file named by SSL_CERT_FILE,
-// which Go's crypto/x509 reads on Linux in place of the system's roots. An
+// which Go's crypto/x509 reads on Linux in place of the system's bundle. An
 // AdminClient takes such a client with WithAdminHTTPClient.
 //
 // # Running it as a process
