@@ -2,12 +2,20 @@
 // process, for the local stack and end-to-end tests.
 //
 //	zimserver [-addr 127.0.0.1:0] [-seed dev/zim-seed.json] [-app APPID:SECRET]... [-rate 20] [-missing-code 660800002]
+//	          [-tls -tls-cert-out FILE]
 //
 // When it is ready it prints exactly one line to stdout,
 //
 //	ZIM_URL=http://127.0.0.1:PORT
 //
 // which is both the API's base URL and the admin API's (zimtest.NewAdminClient).
+//
+// With -tls it serves HTTPS (HTTP/2 and HTTP/1.1, TLS 1.2 and 1.3, as
+// zimtest.Server.StartTLS does), writes the PEM certificate of the authority
+// that signed its certificate to the -tls-cert-out file before it prints
+// ZIM_URL=https://127.0.0.1:PORT, and a process trusts it with
+// SSL_CERT_FILE=FILE (Go's crypto/x509 on Linux reads that file in place of
+// the system's bundle). Each run makes a new authority and overwrites FILE.
 // It logs JSON lines to stderr (one per API request; never a secret or a
 // signature) and exits with status 0 on SIGINT or SIGTERM, 2 on bad flags and
 // 1 when it cannot start.
@@ -71,15 +79,26 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	s.Listener = l
-	s.Start()
+	if cfg.tls {
+		s.StartTLS()
+	} else {
+		s.Start()
+	}
 	defer s.Close()
+	if cfg.tls {
+		// Written before the ZIM_URL line, which tells readers the file is ready.
+		if err := os.WriteFile(cfg.certOut, s.CertificatePEM(), 0o644); err != nil {
+			log.Error("cannot write the certificate", "file", cfg.certOut, "error", err.Error())
+			return 1
+		}
+	}
 
 	if _, err := fmt.Fprintf(stdout, "ZIM_URL=%s\n", s.URL); err != nil {
 		log.Error("cannot write the ZIM_URL line", "error", err.Error())
 		return 1
 	}
 	log.Info("zimserver ready", "url", s.URL, "app_flags", cfg.appIDs(), "seed", cfg.seed,
-		"rate_limit_per_second", cfg.rate, "missing_conversation_code", cfg.missingCode)
+		"rate_limit_per_second", cfg.rate, "missing_conversation_code", cfg.missingCode, "tls_cert_out", cfg.certOut)
 	<-ctx.Done()
 	log.Info("zimserver stopping", "cause", context.Cause(ctx).Error())
 	return 0
@@ -99,6 +118,8 @@ type config struct {
 	apps        []app
 	rate        int
 	missingCode int
+	tls         bool
+	certOut     string
 }
 
 func (c config) options() []zimtest.Option {
@@ -138,6 +159,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	})
 	fs.IntVar(&c.rate, "rate", zimtest.DefaultRateLimit, "accepted requests per second and AppId (0 disables the limit)")
 	fs.IntVar(&c.missingCode, "missing-code", zimtest.DefaultMissingConversationCode, "DeleteConv's code for a conversation that does not exist (0 answers success)")
+	fs.BoolVar(&c.tls, "tls", false, "serve HTTPS with a new certificate (needs -tls-cert-out)")
+	fs.StringVar(&c.certOut, "tls-cert-out", "", "with -tls, write the PEM certificate that clients must trust to `file` (for SSL_CERT_FILE)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(stderr)
@@ -150,6 +173,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	if c.tls != (c.certOut != "") {
+		return c, errors.New("-tls and -tls-cert-out go together: without the certificate file no client can trust the server")
 	}
 	if !c.allowRemote {
 		if err := checkLoopback(c.addr); err != nil {

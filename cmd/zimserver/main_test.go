@@ -36,6 +36,12 @@ var client = &http.Client{Timeout: time.Minute}
 // and the signature it used.
 func deleteConv(t *testing.T, base string, appID uint32, secret, from, conv string, typ int) (int, string) {
 	t.Helper()
+	return deleteConvWith(t, client, base, appID, secret, from, conv, typ)
+}
+
+// deleteConvWith is deleteConv with the HTTP client hc.
+func deleteConvWith(t *testing.T, hc *http.Client, base string, appID uint32, secret, from, conv string, typ int) (int, string) {
+	t.Helper()
 	nonce := fmt.Sprintf("%016x", time.Now().UnixNano())
 	ts := time.Now().Unix()
 	sum := md5.Sum([]byte(fmt.Sprintf("%d%s%s%d", appID, nonce, secret, ts)))
@@ -51,7 +57,7 @@ func deleteConv(t *testing.T, base string, appID uint32, secret, from, conv stri
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := client.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,6 +129,9 @@ func TestRunRefusesBadCommandLines(t *testing.T) {
 		{"seed file missing", []string{"-seed", filepath.Join(t.TempDir(), "none.json")}, 1, "no such file"},
 		{"seed file invalid", []string{"-seed", "main.go"}, 1, "seed"},
 		{"invalid port", []string{"-addr", "127.0.0.1:-1"}, 1, "cannot listen"},
+		{"tls without a certificate file", []string{"-tls"}, 2, "go together"},
+		{"certificate file without tls", []string{"-tls-cert-out", filepath.Join(t.TempDir(), "ca.pem")}, 2, "go together"},
+		{"certificate file not writable", []string{"-tls", "-tls-cert-out", filepath.Join(t.TempDir(), "none", "ca.pem")}, 1, "cannot write the certificate"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -152,7 +161,7 @@ func TestRunHelp(t *testing.T) {
 	if code := run(t.Context(), []string{"-h"}, &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d, want 0", code)
 	}
-	for _, flag := range []string{"-addr", "-allow-remote", "-seed", "-app", "-rate", "-missing-code"} {
+	for _, flag := range []string{"-addr", "-allow-remote", "-seed", "-app", "-rate", "-missing-code", "-tls", "-tls-cert-out"} {
 		if !strings.Contains(stderr.String(), flag) {
 			t.Errorf("usage does not mention %s", flag)
 		}

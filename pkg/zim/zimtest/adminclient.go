@@ -23,13 +23,32 @@ type AdminClient struct {
 	hc      *http.Client
 }
 
+// AdminOption configures an AdminClient.
+type AdminOption func(*AdminClient)
+
+// WithAdminHTTPClient makes the AdminClient send its calls with hc, for
+// example one that trusts an HTTPS server's certificate (Server.Client, or a
+// client built from the PEM file of cmd/zimserver -tls-cert-out). The default
+// client trusts the system's roots only and times out after 30 seconds.
+func WithAdminHTTPClient(hc *http.Client) AdminOption {
+	return func(c *AdminClient) {
+		if hc != nil {
+			c.hc = hc
+		}
+	}
+}
+
 // NewAdminClient returns a client for the server at baseURL (its URL, the
 // ZIM_URL that cmd/zimserver prints, with or without a path prefix).
-func NewAdminClient(baseURL string) *AdminClient {
-	return &AdminClient{
+func NewAdminClient(baseURL string, opts ...AdminOption) *AdminClient {
+	c := &AdminClient{
 		baseURL: strings.TrimRight(baseURL, "/"),
 		hc:      &http.Client{Timeout: 30 * time.Second},
 	}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
 }
 
 // Requests returns the server's request log (see Server.Requests).

@@ -148,8 +148,24 @@
 // first). Apps are added or rotated; conversations may name an app that is
 // configured later.
 //
+// # HTTPS
+//
+// NewTLSServer (or StartTLS) serves HTTPS, as ZEGO does, so that a client's
+// TCP and TLS handshakes and its connection reuse are what they are against
+// ZEGO. The server offers TLS 1.2 and 1.3, and HTTP/2 and HTTP/1.1 through
+// ALPN; whether ZEGO's hosts offer HTTP/2 is not documented, so a test that
+// needs one protocol pins it in its client. Each server makes its own
+// certificate authority (ECDSA P-256, valid for a year) and a certificate it
+// signs for localhost, 127.0.0.1, ::1 and the listener's IP. Client returns a
+// client that trusts it; CertificatePEM returns the authority's certificate
+// for anything else: a pool built from it, or a file named by SSL_CERT_FILE,
+// which Go's crypto/x509 reads on Linux in place of the system's bundle. An
+// AdminClient takes such a client with WithAdminHTTPClient.
+//
 // # Running it as a process
 //
 // cmd/zimserver serves a Server on a loopback address and prints
-// "ZIM_URL=http://127.0.0.1:PORT" on stdout when ready; see its documentation.
+// "ZIM_URL=http://127.0.0.1:PORT" on stdout when ready ("https://…" with
+// -tls, which also writes the authority's certificate to a file); see its
+// documentation.
 package zimtest

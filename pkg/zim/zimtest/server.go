@@ -24,16 +24,18 @@ const (
 	DefaultMissingConversationCode = 660800002
 )
 
-// Server is an in-memory ZIM server API. Create it with NewServer (started) or
-// NewUnstartedServer (then Start), and Close it when done. All methods are safe
+// Server is an in-memory ZIM server API. Create it with NewServer or
+// NewTLSServer (started) or NewUnstartedServer (then Start or StartTLS), and
+// Close it when done. All methods are safe
 // for concurrent use.
 type Server struct {
-	// URL is the base URL of the started server, "http://127.0.0.1:port",
-	// without a trailing slash. Empty until Start.
+	// URL is the base URL of the started server, "http://127.0.0.1:port"
+	// ("https://…" after StartTLS), without a trailing slash. Empty until
+	// Start or StartTLS.
 	URL string
 
-	// Listener is what Start serves on. When nil, Start listens on a free
-	// port of 127.0.0.1. Set it before Start to serve elsewhere.
+	// Listener is what Start and StartTLS serve on. When nil, they listen on
+	// a free port of 127.0.0.1. Set it before starting to serve elsewhere.
 	Listener net.Listener
 
 	now         func() time.Time
@@ -52,6 +54,8 @@ type Server struct {
 	idle     *sync.Cond
 
 	srv       *http.Server
+	client    *http.Client
+	certPEM   []byte // the authority's certificate, with StartTLS
 	closed    chan struct{}
 	closeOnce sync.Once
 }
@@ -131,20 +135,31 @@ func (s *Server) Start() {
 	if s.URL != "" {
 		panic("zimtest: Server already started")
 	}
-	if s.Listener == nil {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			panic(fmt.Sprintf("zimtest: failed to listen on a port: %v", err))
-		}
-		s.Listener = l
-	}
+	s.listen()
 	s.URL = "http://" + s.Listener.Addr().String()
-	s.srv = &http.Server{
+	s.srv = s.newHTTPServer()
+	s.client = newClient(nil)
+	go func() { _ = s.srv.Serve(s.Listener) }()
+}
+
+// listen sets s.Listener to a free port of 127.0.0.1 unless it is set.
+func (s *Server) listen() {
+	if s.Listener != nil {
+		return
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(fmt.Sprintf("zimtest: failed to listen on a port: %v", err))
+	}
+	s.Listener = l
+}
+
+func (s *Server) newHTTPServer() *http.Server {
+	return &http.Server{
 		Handler:           s,
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
 	}
-	go func() { _ = s.srv.Serve(s.Listener) }()
 }
 
 // Close stops the server: it closes the listener and every connection, cuts
@@ -155,6 +170,7 @@ func (s *Server) Close() {
 		close(s.closed)
 		if s.srv != nil {
 			_ = s.srv.Close()
+			s.client.CloseIdleConnections()
 		}
 		s.mu.Lock()
 		for s.inflight > 0 {
