@@ -9,6 +9,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"sync"
+	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
@@ -58,5 +60,27 @@ func build(ctx context.Context, cfg config.Config, cfgErr error, log *slog.Logge
 		log.Error("ZIM client configuration error", "error", err.Error())
 		return handler.New(nil, log, metrics, cfg.CallerClaim, &config.Error{Variable: "ZEGO_API_URL", Rule: "is invalid: " + err.Error()})
 	}
+	warmUp(ctx, cache, client, initWarmUp)
 	return handler.New(client, log, metrics, cfg.CallerClaim, nil)
+}
+
+// initWarmUp bounds how long init waits for the secret and the connection to
+// ZEGO. Both are needed by the first call, so waiting costs an on-demand cold
+// start nothing; with provisioned concurrency it moves them ahead of the call.
+const initWarmUp = 2 * time.Second
+
+// warmUp fetches the secret and opens the connection to ZEGO at the same
+// time, since neither depends on the other. Neither can fail init: a fetch
+// still in flight when the time is up goes on in the background and the first
+// call joins it (or, if the environment was frozen past the fetch's own
+// timeout, starts a new one); a failed warm-up only means the first call does
+// the work itself.
+func warmUp(ctx context.Context, cache *secret.Cache, client *zim.Client, limit time.Duration) {
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	cache.Prefetch(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { _, _ = cache.Credentials(ctx) })
+	wg.Go(func() { _ = client.Preconnect(ctx) })
+	wg.Wait()
 }

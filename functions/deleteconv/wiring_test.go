@@ -98,9 +98,10 @@ func TestWiringThroughSecretsManager(t *testing.T) {
 		}
 	}
 
-	// Secrets Manager gone: unavailable, and the next invocation tries again.
-	down := newHandler("zim/good")
+	// Secrets Manager gone from the start (init's prefetch fails too):
+	// unavailable, and the next invocation tries again.
 	moto.Stop()
+	down := newHandler("zim/good")
 	_, err := call(down, body("alice", "dave", 0))
 	if ie := functionError(t, err); ie.Type != "Unavailable" {
 		t.Errorf("Secrets Manager down: got %+v, want Unavailable", ie)
