@@ -155,14 +155,14 @@ func (inv *invocation) httpResult(res result) httpResponse {
 		return jsonResponse(status, outcome.NewSuccessBody(res.outcome, res.resp))
 	}
 	d := outcome.ErrorDetail{Code: res.outcome.ErrorType(), Message: outcome.Describe(res.err)}
-	switch res.outcome {
-	case outcome.InvalidRequest:
+	if status >= http.StatusInternalServerError {
+		// The caller may be an end user (JWT mode) and cannot act on the
+		// details (the secret's name, AWS SDK text, ZEGO's wording): they go
+		// to the log only.
+		d.Message = serverErrorMessage(res.outcome)
+	}
+	if res.outcome == outcome.InvalidRequest {
 		d.Field = outcome.ErrorField(res.err)
-	case outcome.ConfigurationError:
-		// Details go to the log only: the caller cannot fix them.
-		d.Message = "the function is not configured correctly; the operator will find the details in its logs"
-	case outcome.Timeout:
-		d.Message = "no answer from ZEGO before the function's deadline; the deletion may or may not have happened: retry (deleting is idempotent)"
 	}
 	var ae *zim.APIError
 	if errors.As(res.err, &ae) {
@@ -176,6 +176,22 @@ func (inv *invocation) httpResult(res result) httpResponse {
 		resp.headers["Retry-After"] = "5"
 	}
 	return resp
+}
+
+// serverErrorMessage is the whole message of a 5xx body: one fixed text per
+// outcome, so that nothing of the failure's details can reach it.
+func serverErrorMessage(o outcome.Outcome) string {
+	switch o {
+	case outcome.UpstreamError:
+		return "ZEGO answered with an error; zegoCode and requestId identify it where ZEGO gave them, and the operator will find the details in the function's logs"
+	case outcome.Timeout:
+		return "no answer from ZEGO before the function's deadline; the deletion may or may not have happened: retry (deleting is idempotent)"
+	case outcome.Unavailable:
+		return "a service the function depends on is unavailable for now; retry after the Retry-After delay (deleting is idempotent)"
+	case outcome.ConfigurationError:
+		return "the function is not configured correctly; the operator will find the details in its logs"
+	}
+	return "internal error; the operator will find the details in the function's logs"
 }
 
 // httpError answers a request that never reached the request rules (route,
