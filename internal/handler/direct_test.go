@@ -22,7 +22,8 @@ func TestSampleEventsEveryTrigger(t *testing.T) {
 	hs := newHarness(t)
 	hs.seed("alice", peer("bob"), group("#team-7"))
 	hs.seed("carol", peer("alice"))
-	for _, name := range []string{"direct.json", "apigw-http.json", "apigw-rest.json"} {
+	hs.seed("frank", peer("grace"), group("#ops-2"))
+	for _, name := range []string{"direct.json", "apigw-http.json", "apigw-rest.json", "apigw-http-custom-domain.json", "apigw-rest-custom-domain.json"} {
 		payload, err := os.ReadFile("../../events/" + name)
 		if err != nil {
 			t.Fatal(err)
@@ -41,7 +42,7 @@ func TestSampleEventsEveryTrigger(t *testing.T) {
 			}
 		}
 	}
-	if n := len(hs.srv.Conversations(testAppID, "alice")) + len(hs.srv.Conversations(testAppID, "carol")); n != 0 {
+	if n := len(hs.srv.Conversations(testAppID, "alice")) + len(hs.srv.Conversations(testAppID, "carol")) + len(hs.srv.Conversations(testAppID, "frank")); n != 0 {
 		t.Errorf("%d conversations left", n)
 	}
 }
