@@ -23,9 +23,14 @@ const (
 
 // httpRequest is what the handler needs of either API Gateway payload format.
 type httpRequest struct {
-	trigger   string // "http_api" or "rest_api"
-	method    string
-	path      string
+	trigger string // "http_api" or "rest_api"
+	method  string
+	// route is the path of the route API Gateway matched: routeKey's path
+	// (2.0, e.g. "/conversations/delete" or "/{proxy+}") or resource (1.0);
+	// "" or "$default" when there is none. params fills its variables.
+	route     string
+	params    map[string]string
+	path      string // rawPath (2.0) or path (1.0): a fallback, and for messages
 	stage     string
 	body      string
 	base64    bool
@@ -46,8 +51,15 @@ func (inv *invocation) httpAPI(ctx context.Context, payload []byte) ([]byte, err
 	if err := json.Unmarshal(payload, &ev); err != nil {
 		return nil, eventDecodeError("HTTP API", err)
 	}
+	routeKey := ev.RouteKey
+	if routeKey == "" {
+		routeKey = ev.RequestContext.RouteKey
+	}
+	// "POST /conversations/delete", "ANY /{proxy+}"; "$default" has no path.
+	_, route, _ := strings.Cut(routeKey, " ")
 	r := httpRequest{
-		trigger: "http_api", method: ev.RequestContext.HTTP.Method, path: ev.RawPath, stage: ev.RequestContext.Stage,
+		trigger: "http_api", method: ev.RequestContext.HTTP.Method, route: route, params: ev.PathParameters,
+		path: ev.RawPath, stage: ev.RequestContext.Stage,
 		body: ev.Body, base64: ev.IsBase64Encoded, requestID: ev.RequestContext.RequestID,
 		claim: func(name string) (string, bool) {
 			if a := ev.RequestContext.Authorizer; a != nil && a.JWT != nil {
@@ -70,7 +82,8 @@ func (inv *invocation) restAPI(ctx context.Context, payload []byte) ([]byte, err
 		return nil, eventDecodeError("REST API", err)
 	}
 	r := httpRequest{
-		trigger: "rest_api", method: ev.HTTPMethod, path: ev.Path, stage: ev.RequestContext.Stage,
+		trigger: "rest_api", method: ev.HTTPMethod, route: ev.Resource, params: ev.PathParameters,
+		path: ev.Path, stage: ev.RequestContext.Stage,
 		body: ev.Body, base64: ev.IsBase64Encoded, requestID: ev.RequestContext.RequestID,
 		claim: func(name string) (string, bool) {
 			// Cognito user-pool and JWT authorizers put the token's claims under "claims".
@@ -89,11 +102,7 @@ func eventDecodeError(kind string, err error) error {
 
 // serveHTTP applies the contract's route, status and body rules.
 func (inv *invocation) serveHTTP(ctx context.Context, r httpRequest) httpResponse {
-	path := r.path
-	if r.stage != "" && r.stage != "$default" {
-		path = strings.TrimPrefix(path, "/"+r.stage)
-	}
-	if strings.TrimSuffix(path, "/") != routePath {
+	if !r.onRoute() {
 		return inv.httpError(r, http.StatusNotFound, "NotFound", fmt.Sprintf("no route for %s %s; send POST %s", r.method, r.path, routePath))
 	}
 	if r.method != http.MethodPost {
@@ -131,6 +140,45 @@ func (inv *invocation) serveHTTP(ctx context.Context, r httpRequest) httpRespons
 	return inv.httpResult(res)
 }
 
+// onRoute reports whether the request is for routePath. The route API
+// Gateway matched decides, since the path it sends depends on the stage and on
+// a custom domain's base path mapping (1.0's path holds the base path and not
+// the stage; 2.0's rawPath holds a named stage). A greedy route ("/{proxy+}")
+// is completed with its path parameters, which hold neither.
+//
+// A $default route, or an event without a route, has no template: then the
+// path is the route, as is or without a leading segment named like the stage.
+func (r httpRequest) onRoute() bool {
+	if r.route != "" && r.route != "$default" {
+		return cleanPath(expandRoute(r.route, r.params)) == routePath
+	}
+	p := cleanPath(r.path)
+	if p == routePath {
+		return true
+	}
+	if r.stage != "" && r.stage != "$default" {
+		rest, ok := strings.CutPrefix(p, "/"+r.stage)
+		return ok && rest == routePath
+	}
+	return false
+}
+
+// expandRoute fills a route's path variables ("{id}", "{proxy+}") from params;
+// a variable without a value stays as it is, so it matches nothing.
+func expandRoute(route string, params map[string]string) string {
+	segs := strings.Split(route, "/")
+	for i, seg := range segs {
+		if name, ok := strings.CutPrefix(seg, "{"); ok && strings.HasSuffix(name, "}") {
+			if v, ok := params[strings.TrimSuffix(strings.TrimSuffix(name, "}"), "+")]; ok {
+				segs[i] = v
+			}
+		}
+	}
+	return strings.Join(segs, "/")
+}
+
+func cleanPath(p string) string { return strings.TrimSuffix(p, "/") }
+
 // callerOwns reports whether the JWT claim the function is configured with
 // equals the request's FromUserId: in JWT mode, an end user may delete only
 // their own conversations.
@@ -155,14 +203,14 @@ func (inv *invocation) httpResult(res result) httpResponse {
 		return jsonResponse(status, outcome.NewSuccessBody(res.outcome, res.resp))
 	}
 	d := outcome.ErrorDetail{Code: res.outcome.ErrorType(), Message: outcome.Describe(res.err)}
-	switch res.outcome {
-	case outcome.InvalidRequest:
+	if status >= http.StatusInternalServerError {
+		// The caller may be an end user (JWT mode) and cannot act on the
+		// details (the secret's name, AWS SDK text, ZEGO's wording): they go
+		// to the log only.
+		d.Message = serverErrorMessage(res.outcome)
+	}
+	if res.outcome == outcome.InvalidRequest {
 		d.Field = outcome.ErrorField(res.err)
-	case outcome.ConfigurationError:
-		// Details go to the log only: the caller cannot fix them.
-		d.Message = "the function is not configured correctly; the operator will find the details in its logs"
-	case outcome.Timeout:
-		d.Message = "no answer from ZEGO before the function's deadline; the deletion may or may not have happened: retry (deleting is idempotent)"
 	}
 	var ae *zim.APIError
 	if errors.As(res.err, &ae) {
@@ -176,6 +224,22 @@ func (inv *invocation) httpResult(res result) httpResponse {
 		resp.headers["Retry-After"] = "5"
 	}
 	return resp
+}
+
+// serverErrorMessage is the whole message of a 5xx body: one fixed text per
+// outcome, so that nothing of the failure's details can reach it.
+func serverErrorMessage(o outcome.Outcome) string {
+	switch o {
+	case outcome.UpstreamError:
+		return "ZEGO answered with an error; zegoCode and requestId identify it where ZEGO gave them, and the operator will find the details in the function's logs"
+	case outcome.Timeout:
+		return "no answer from ZEGO before the function's deadline; the deletion may or may not have happened: retry (deleting is idempotent)"
+	case outcome.Unavailable:
+		return "a service the function depends on is unavailable for now; retry after the Retry-After delay (deleting is idempotent)"
+	case outcome.ConfigurationError:
+		return "the function is not configured correctly; the operator will find the details in its logs"
+	}
+	return "internal error; the operator will find the details in the function's logs"
 }
 
 // httpError answers a request that never reached the request rules (route,

@@ -57,15 +57,151 @@ func (hs *harness) invokeHTTP(trig string, e httpEvent) apiAnswer {
 	return decodeREST(hs.t, out, err)
 }
 
-func TestAPIGatewayNamedStagePath(t *testing.T) {
+// editEvent is the sample with edit applied to the event and its requestContext.
+func editEvent(t *testing.T, name string, edit func(ev, rc map[string]any)) []byte {
+	t.Helper()
+	ev := sample(t, name)
+	edit(ev, ev["requestContext"].(map[string]any))
+	return mustJSON(t, ev)
+}
+
+// httpV2 is events/apigw-http.json as API Gateway sends it for routeKey with
+// rawPath on stage; method is the request's own.
+func httpV2(t *testing.T, routeKey, method, rawPath, stage string, params map[string]string) []byte {
+	return editEvent(t, "apigw-http.json", func(ev, rc map[string]any) {
+		ev["routeKey"], rc["routeKey"], rc["stage"] = routeKey, routeKey, stage
+		ev["rawPath"], rc["http"].(map[string]any)["path"] = rawPath, rawPath
+		rc["http"].(map[string]any)["method"] = method
+		if params != nil {
+			ev["pathParameters"] = params
+		}
+		ev["body"] = body("alice", "bob", 0)
+	})
+}
+
+// restV1 is events/apigw-rest.json for resource with path on stage.
+func restV1(t *testing.T, resource, method, path, stage string, params map[string]string) []byte {
+	return editEvent(t, "apigw-rest.json", func(ev, rc map[string]any) {
+		ev["resource"], rc["resourcePath"] = resource, resource
+		ev["httpMethod"], rc["httpMethod"] = method, method
+		ev["path"], rc["stage"] = path, stage
+		if params != nil {
+			ev["pathParameters"] = params
+		}
+		ev["body"], ev["isBase64Encoded"] = body("alice", "bob", 0), false
+	})
+}
+
+// customDomain moves an event to api.example.com.
+func customDomain(t *testing.T, ev []byte) []byte {
+	var m map[string]any
+	mustUnmarshal(t, ev, &m)
+	rc := m["requestContext"].(map[string]any)
+	rc["domainName"], rc["domainPrefix"] = "api.example.com", "api"
+	return mustJSON(t, m)
+}
+
+// TestAPIGatewayRoutesByRouteKeyAndResource: the route is what API Gateway
+// matched (routeKey, resource), whatever the stage is called and whatever
+// base path a custom domain maps; the path is only a fallback for a $default
+// route and the greedy part of a {proxy+} one.
+func TestAPIGatewayRoutesByRouteKeyAndResource(t *testing.T) {
 	t.Parallel()
-	hs := newHarness(t)
-	hs.seed("alice", peer("bob"))
-	ev := httpAPIEvent(t, httpEvent{method: "POST", path: "/prod/conversations/delete", body: body("alice", "bob", 0)})
-	ev = []byte(strings.Replace(string(ev), `"stage":"$default"`, `"stage":"prod"`, 1))
-	out, err := hs.invoke(ev, 5*time.Second)
-	if a := decodeHTTPAPI(t, out, err); a.status != http.StatusOK {
-		t.Fatalf("named stage: got %d %v", a.status, a.body)
+	const route = "/conversations/delete"
+	proxy := func(p string) map[string]string { return map[string]string{"proxy": p} }
+	tests := []struct {
+		name   string
+		v2     bool
+		event  func(t *testing.T) []byte
+		status int
+	}{
+		{"2.0 named stage in rawPath", true, func(t *testing.T) []byte {
+			return httpV2(t, "POST "+route, "POST", "/prod"+route, "prod", nil)
+		}, http.StatusOK},
+		{"2.0 stage named like the route's first segment", true, func(t *testing.T) []byte {
+			return httpV2(t, "POST "+route, "POST", "/conversations"+route, "conversations", nil)
+		}, http.StatusOK},
+		{"2.0 custom domain: rawPath holds neither the mapping key nor the stage", true, func(t *testing.T) []byte {
+			return customDomain(t, httpV2(t, "POST "+route, "POST", route, "conversations", nil))
+		}, http.StatusOK},
+		{"2.0 custom domain: rawPath holds the mapping key", true, func(t *testing.T) []byte {
+			return customDomain(t, httpV2(t, "POST "+route, "POST", "/zim"+route, "conversations", nil))
+		}, http.StatusOK},
+		{"2.0 ANY route, POST", true, func(t *testing.T) []byte {
+			return httpV2(t, "ANY "+route, "POST", route, "$default", nil)
+		}, http.StatusOK},
+		{"2.0 ANY route, GET", true, func(t *testing.T) []byte {
+			return httpV2(t, "ANY "+route, "GET", route, "$default", nil)
+		}, http.StatusMethodNotAllowed},
+		{"2.0 another route", true, func(t *testing.T) []byte {
+			return httpV2(t, "POST /conversations", "POST", "/conversations", "$default", nil)
+		}, http.StatusNotFound},
+		{"2.0 greedy route", true, func(t *testing.T) []byte {
+			return httpV2(t, "ANY /{proxy+}", "POST", "/prod"+route, "prod", proxy("conversations/delete"))
+		}, http.StatusOK},
+		{"2.0 greedy route, stage named like a segment, custom domain", true, func(t *testing.T) []byte {
+			return customDomain(t, httpV2(t, "ANY /{proxy+}", "POST", route, "conversations", proxy("conversations/delete")))
+		}, http.StatusOK},
+		{"2.0 greedy route under the route's parent", true, func(t *testing.T) []byte {
+			return httpV2(t, "POST /conversations/{proxy+}", "POST", route, "$default", proxy("delete"))
+		}, http.StatusOK},
+		{"2.0 greedy route, GET", true, func(t *testing.T) []byte {
+			return httpV2(t, "ANY /{proxy+}", "GET", route, "$default", proxy("conversations/delete"))
+		}, http.StatusMethodNotAllowed},
+		{"2.0 greedy route, another path", true, func(t *testing.T) []byte {
+			return httpV2(t, "ANY /{proxy+}", "POST", "/conversations/list", "$default", proxy("conversations/list"))
+		}, http.StatusNotFound},
+		{"2.0 $default route", true, func(t *testing.T) []byte {
+			return httpV2(t, "$default", "POST", route, "$default", nil)
+		}, http.StatusOK},
+		{"2.0 $default route, named stage in rawPath", true, func(t *testing.T) []byte {
+			return httpV2(t, "$default", "POST", "/prod"+route, "prod", nil)
+		}, http.StatusOK},
+		{"2.0 $default route, another path", true, func(t *testing.T) []byte {
+			return httpV2(t, "$default", "POST", "/health", "$default", nil)
+		}, http.StatusNotFound},
+		{"1.0 stage named like the route's first segment", false, func(t *testing.T) []byte {
+			return restV1(t, route, "POST", route, "conversations", nil)
+		}, http.StatusOK},
+		{"1.0 custom domain with a base path", false, func(t *testing.T) []byte {
+			return customDomain(t, restV1(t, route, "POST", "/zim"+route, "conversations", nil))
+		}, http.StatusOK},
+		{"1.0 proxy resource behind a base path", false, func(t *testing.T) []byte {
+			return customDomain(t, restV1(t, "/{proxy+}", "POST", "/zim"+route, "prod", proxy("conversations/delete")))
+		}, http.StatusOK},
+		{"1.0 proxy resource, another path", false, func(t *testing.T) []byte {
+			return restV1(t, "/{proxy+}", "POST", "/conversations", "prod", proxy("conversations"))
+		}, http.StatusNotFound},
+		{"1.0 GET on the route's resource", false, func(t *testing.T) []byte {
+			return restV1(t, route, "GET", route, "prod", nil)
+		}, http.StatusMethodNotAllowed},
+		{"1.0 another resource", false, func(t *testing.T) []byte {
+			return restV1(t, "/conversations", "POST", "/conversations", "prod", nil)
+		}, http.StatusNotFound},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			hs := newHarness(t)
+			hs.seed("alice", peer("bob"))
+			out, err := hs.invoke(tt.event(t), 5*time.Second)
+			var a apiAnswer
+			if tt.v2 {
+				a = decodeHTTPAPI(t, out, err)
+			} else {
+				a = decodeREST(t, out, err)
+			}
+			if a.status != tt.status {
+				t.Fatalf("got %d %v, want %d", a.status, a.body, tt.status)
+			}
+			deleted := len(hs.srv.Conversations(testAppID, "alice")) == 0
+			if deleted != (tt.status == http.StatusOK) {
+				t.Errorf("status %d, yet the conversation deleted: %v", a.status, deleted)
+			}
+			if got := a.headers["Allow"]; (tt.status == http.StatusMethodNotAllowed) != (got == "POST") {
+				t.Errorf("Allow header = %q on %d", got, a.status)
+			}
+		})
 	}
 }
 

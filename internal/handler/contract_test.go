@@ -1,6 +1,7 @@
 package handler
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"slices"
@@ -107,6 +108,25 @@ func contractScenarios() []scenario {
 		}, body: req, outcome: outcome.Unavailable, check: stillThere},
 		{name: "unavailable: Secrets Manager failed", setup: func(hs *harness) {
 			hs.creds.err = fmt.Errorf("%w: fetching secret zim/zego: connection refused", secret.ErrUnavailable)
+		}, body: req, outcome: outcome.Unavailable},
+		// A slow Secrets Manager is unavailable: nothing was sent to ZEGO, so
+		// it is never the timeout that says "the deletion may have happened".
+		{name: "unavailable: Secrets Manager slower than the deadline, the wait's error wraps the context's", setup: func(hs *harness) {
+			hs.creds.slow = func(ctx context.Context) error {
+				<-ctx.Done()
+				return fmt.Errorf("%w: secret zim/zego: gave up waiting for Secrets Manager: %w", secret.ErrUnavailable, ctx.Err())
+			}
+		}, body: req, timeout: 600 * time.Millisecond, outcome: outcome.Unavailable},
+		{name: "unavailable: Secrets Manager slower than the deadline", setup: func(hs *harness) {
+			hs.creds.slow = func(ctx context.Context) error {
+				<-ctx.Done()
+				return fmt.Errorf("%w: secret zim/zego: gave up waiting for Secrets Manager: %v", secret.ErrUnavailable, ctx.Err())
+			}
+		}, body: req, timeout: 600 * time.Millisecond, outcome: outcome.Unavailable},
+		{name: "unavailable: Secrets Manager fetch past its own timeout", setup: func(hs *harness) {
+			hs.creds.slow = func(context.Context) error {
+				return fmt.Errorf("%w: secret zim/zego: Secrets Manager did not answer in time: %w", secret.ErrUnavailable, context.DeadlineExceeded)
+			}
 		}, body: req, outcome: outcome.Unavailable},
 		{name: "configuration: secret not found", setup: func(hs *harness) {
 			hs.creds.err = fmt.Errorf("%w: secret zim/zego not found", secret.ErrConfiguration)

@@ -57,9 +57,15 @@ type fakeCreds struct {
 	next      *zim.Credentials // what Refresh moves to, if set
 	err       error
 	refreshes int
+	// slow, if set, stands for a Secrets Manager fetch: Credentials returns
+	// its error instead, after however long it takes.
+	slow func(ctx context.Context) error
 }
 
-func (f *fakeCreds) Credentials(context.Context) (zim.Credentials, error) {
+func (f *fakeCreds) Credentials(ctx context.Context) (zim.Credentials, error) {
+	if f.slow != nil {
+		return zim.Credentials{}, f.slow(ctx)
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.creds, f.err

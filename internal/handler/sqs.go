@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"sync"
 	"time"
 
@@ -30,6 +31,12 @@ func (inv *invocation) sqs(hard, work context.Context, records []events.SQSMessa
 	return json.Marshal(resp)
 }
 
+// fifoQueue reports whether rec came from a FIFO queue. Only those keep
+// order: since 2025 a standard queue may carry MessageGroupId too (SQS fair
+// queues), where the group only shares out capacity and skipping a record
+// would spend its receive count for nothing.
+func fifoQueue(rec events.SQSMessage) bool { return strings.HasSuffix(rec.EventSourceARN, ".fifo") }
+
 // errGroupFailed marks a FIFO record not attempted because an earlier record
 // of its message group failed.
 var errGroupFailed = errors.New("not attempted: an earlier message of the same FIFO message group failed in this batch (order is kept)")
@@ -54,13 +61,13 @@ func (inv *invocation) processBatch(hard, work context.Context, records []events
 		inv.record("sqs", records[i].MessageId, req, r)
 	}
 
-	// Standard queues: each record is its own group. FIFO: records of one
-	// MessageGroupId run in order, one at a time.
+	// Standard queues (fair queues included): each record is its own group.
+	// FIFO: records of one MessageGroupId run in order, one at a time.
 	var groups [][]int
 	byGroup := map[string]int{}
 	for i, rec := range records {
-		g, fifo := rec.Attributes["MessageGroupId"]
-		if !fifo {
+		g, ok := rec.Attributes["MessageGroupId"]
+		if !ok || !fifoQueue(rec) {
 			groups = append(groups, []int{i})
 			continue
 		}

@@ -171,3 +171,37 @@ func TestSQSEmptyObjectRecordIsReportedFailed(t *testing.T) {
 		t.Fatalf("no batchItemFailures in %s", out)
 	}
 }
+
+// onStandardQueue moves every record of an SQS event to the sample's standard
+// queue, keeping their MessageGroupId: a fair queue, where SQS sets
+// MessageGroupId but no SequenceNumber.
+func onStandardQueue(t *testing.T, ev []byte) []byte {
+	t.Helper()
+	arn := sample(t, "sqs.json")["Records"].([]any)[0].(map[string]any)["eventSourceARN"]
+	var m map[string]any
+	mustUnmarshal(t, ev, &m)
+	for _, r := range m["Records"].([]any) {
+		rec := r.(map[string]any)
+		rec["eventSourceARN"] = arn
+		delete(rec["attributes"].(map[string]any), "SequenceNumber")
+	}
+	return mustJSON(t, m)
+}
+
+func TestSQSFairQueueGroupDoesNotSkip(t *testing.T) {
+	t.Parallel()
+	hs := newHarness(t)
+	hs.seed("u", peer("a"), peer("b"))
+	ev := onStandardQueue(t, sqsEvent(t,
+		sqsRecord{"m-bad", body("u", "a", 1), "tenant-1"},
+		sqsRecord{"m-a", body("u", "a", 0), "tenant-1"},
+		sqsRecord{"m-b", body("u", "b", 0), "tenant-1"},
+	))
+	out, err := hs.invoke(ev, 10*time.Second)
+	if got := decodeSQS(t, out, err); !slices.Equal(got, []string{"m-bad"}) {
+		t.Fatalf("batchItemFailures = %v, want only the invalid record (a standard queue orders nothing)", got)
+	}
+	if left := hs.srv.Conversations(testAppID, "u"); len(left) != 0 {
+		t.Errorf("left %v: the valid records of the group were not attempted", left)
+	}
+}

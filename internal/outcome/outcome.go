@@ -81,7 +81,9 @@ func (o Outcome) HTTPStatus() int {
 
 // Classify maps an error from the zim client, the secret cache or the
 // configuration to its outcome. ctx is the context the call ran under: a call
-// cut short by its deadline is a timeout whatever error it surfaced as.
+// to ZEGO cut short by its deadline is a timeout whatever error it surfaced
+// as. Secrets Manager failing, however slowly, is unavailable: nothing was
+// sent to ZEGO, and a timeout would say the deletion may have happened.
 func Classify(ctx context.Context, err error) Outcome {
 	var cfgErr *config.Error
 	switch {
@@ -96,9 +98,11 @@ func Classify(ctx context.Context, err error) Outcome {
 		return ConfigurationError
 	case errors.Is(err, zim.ErrThrottled), errors.Is(err, zim.ErrRateLimited):
 		return Throttled
+	case errors.Is(err, secret.ErrUnavailable):
+		return Unavailable
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return Timeout
-	case errors.Is(err, secret.ErrUnavailable), errors.Is(err, zim.ErrTransport):
+	case errors.Is(err, zim.ErrTransport):
 		if ctx.Err() != nil {
 			return Timeout
 		}
