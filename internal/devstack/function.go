@@ -11,8 +11,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -36,19 +34,6 @@ const DefaultFunctionTimeout = 30 * time.Second
 // TimedOutErrorType is the errorType Lambda reports when the function did not
 // answer before its deadline; the emulator only answers "Task timed out".
 const TimedOutErrorType = "Sandbox.Timedout"
-
-// FindRIE returns the emulator's path: on PATH, else root/bin (where
-// `make tools` installs it).
-func FindRIE(root string) (string, error) {
-	if p, err := exec.LookPath(RIEBinary); err == nil {
-		return p, nil
-	}
-	p := filepath.Join(root, "bin", RIEBinary)
-	if st, err := os.Stat(p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
-		return p, nil
-	}
-	return "", fmt.Errorf("devstack: %s (the Lambda Runtime Interface Emulator) is neither on PATH nor at %s: run `make tools` to install it", RIEBinary, p)
-}
 
 // FunctionConfig configures one emulated function.
 type FunctionConfig struct {

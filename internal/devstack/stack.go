@@ -144,9 +144,6 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	s := &Stack{cfg: cfg}
 
 	// Everything that can be checked in a moment is, before the builds.
-	if s.rie, err = FindRIE(cfg.Root); err != nil {
-		return nil, err
-	}
 	if cfg.Target == TargetAWS {
 		if _, err := awsEnv(cfg.Function); err != nil {
 			return nil, err
@@ -163,6 +160,10 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	}
 	if err := os.MkdirAll(cfg.LogDir, 0o755); err != nil {
 		return nil, fmt.Errorf("devstack: %w", err)
+	}
+	s.progress("finding the pinned Lambda Runtime Interface Emulator (go tool; the first build takes about a minute)")
+	if s.rie, err = FindRIE(ctx, cfg.Root); err != nil {
+		return nil, err
 	}
 	if err := s.build(ctx); err != nil {
 		return nil, err

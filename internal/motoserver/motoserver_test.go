@@ -16,7 +16,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/zim-deleteconv/zim-deleteconv/internal/motoserver"
+	"github.com/zim-deleteconv/zim-deleteconv/internal/testenv"
 )
+
+func TestMain(m *testing.M) {
+	testenv.Require(testenv.MotoServer)
+	os.Exit(m.Run())
+}
 
 func TestStartServesSecretsManager(t *testing.T) {
 	t.Parallel()
