@@ -40,7 +40,7 @@ func TestCloseLeavesNoProcess(t *testing.T) {
 	for _, p := range procs {
 		count[p.Name]++
 	}
-	want := map[string]int{"zimserver": 1, "moto_server": 1, "function": 1, "second": 1, "bootstrap": 2}
+	want := map[string]int{"zimserver": 1, "moto_server": 1, "api": 1, "second": 1, "bootstrap": 2}
 	for name, n := range want {
 		if count[name] != n {
 			t.Errorf("%d processes named %s, want %d (all: %v)", count[name], name, n, procs)

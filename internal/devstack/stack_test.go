@@ -121,7 +121,7 @@ func TestStackRunsFunctionWithContractEnvironment(t *testing.T) {
 		"ZEGO_API_URL":             s.ZIMURL(),
 		"ZEGO_SECRET_ID":           devstack.DefaultSecretName,
 		"AWS_REGION":               "us-east-1",
-		"AWS_LAMBDA_FUNCTION_NAME": devstack.FunctionName,
+		"AWS_LAMBDA_FUNCTION_NAME": devstack.FunctionName + "-api",
 		"LOG_LEVEL":                "debug",
 		"AWS_PROFILE":              "", // the developer's own settings stay out
 		"ZEGO_RATE_LIMIT":          "",
@@ -235,7 +235,7 @@ func TestCloseLeavesNoProcess(t *testing.T) {
 	for _, p := range procs {
 		names = append(names, p.Name)
 	}
-	for _, want := range []string{"zimserver", "moto_server", "function", "second", "echofn"} {
+	for _, want := range []string{"zimserver", "moto_server", "api", "second", "echofn"} {
 		if !slices.Contains(names, want) {
 			t.Errorf("Processes() = %q, want one named %q", names, want)
 		}
