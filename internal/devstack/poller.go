@@ -61,9 +61,8 @@ type Delivery struct {
 }
 
 type poller struct {
-	q       *Queue
-	log     io.Writer // one JSON line per batch
-	onBatch func(Batch)
+	q   *Queue
+	log io.Writer // one JSON line per batch
 
 	mu   sync.Mutex
 	done []Batch
@@ -72,7 +71,7 @@ type poller struct {
 }
 
 func newPoller(q *Queue, log io.Writer) *poller {
-	return &poller{q: q, log: log, onBatch: q.cfg.OnBatch, back: map[string]time.Time{}}
+	return &poller{q: q, log: log, back: map[string]time.Time{}}
 }
 
 // run feeds f until ctx ends.
@@ -200,9 +199,6 @@ func (p *poller) deliver(ctx context.Context, f *Function, msgs []types.Message,
 		"time": b.Start, "function": b.Function, "messages": ids, "failed": b.Failed, "wholeBatch": b.WholeBatch,
 		"latencyMs": b.Result.Latency.Milliseconds(), "error": errText(b.Err),
 	})
-	if p.onBatch != nil {
-		p.onBatch(b)
-	}
 }
 
 // held returns how many messages are being delivered, and how many failed

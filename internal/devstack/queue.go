@@ -54,8 +54,6 @@ type QueueConfig struct {
 	// AWS's advice for a Lambda event source). It must not be shorter than
 	// the function's timeout.
 	VisibilityTimeout time.Duration
-	// OnBatch, when set, is called after each batch (from the poller's goroutines).
-	OnBatch func(Batch)
 }
 
 func (c *QueueConfig) setDefaults() error {
@@ -259,11 +257,15 @@ func (q *Queue) attributes(ctx context.Context, url string) ([3]int, error) {
 }
 
 // WaitDrained waits until the job queue holds no message at all (none
-// visible, in flight or delayed). A job's continuation is sent before its
-// record is deleted, so a drained queue means every job has ended, in
-// success or in the dead-letter queue.
+// visible, in flight or delayed) and the poller is idle, so Batches holds
+// every delivery. A job's continuation is sent before its record is
+// deleted, so a drained queue means every job has ended, in success or in
+// the dead-letter queue.
 func (q *Queue) WaitDrained(ctx context.Context) error {
-	return q.waitUntil(ctx, func(c QueueCounts) bool { return c.Visible+c.InFlight+c.Delayed == 0 })
+	return q.waitUntil(ctx, func(c QueueCounts) bool {
+		busy, _ := q.poller.held()
+		return busy == 0 && c.Visible+c.InFlight+c.Delayed == 0
+	})
 }
 
 // WaitSettled waits until nothing happens without waiting out a visibility
