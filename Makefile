@@ -15,9 +15,11 @@ LAMBDA_LDFLAGS := -s -w
 LAMBDA_BUILD := CGO_ENABLED=0 $(GO) build -tags $(LAMBDA_TAGS) -trimpath -ldflags='$(LAMBDA_LDFLAGS)'
 
 EVENT ?= events/direct.json
+TARGET ?= api
+JOB ?= 2500
 FUZZTIME ?= 30s
 
-.PHONY: help build build-DeleteConvFunction test lint demo invoke bench fuzz deploy clean
+.PHONY: help build build-DeleteConvFunction test lint demo invoke stack bench fuzz deploy clean
 
 help: ## list targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-28s %s\n", $$1, $$2}'
@@ -40,11 +42,14 @@ lint: ## go vet, staticcheck, cfn-lint
 	$(TOOL) staticcheck ./...
 	cfn-lint template.yaml
 
-demo: ## run every sample event through the real bootstrap under the Lambda emulator, locally
-	$(GO) run ./cmd/devstack demo
+demo: ## every sample event through the real bootstrap under the Lambda emulator, then a job of JOB=2500 conversations through the local queue
+	$(GO) run ./cmd/devstack demo -job $(JOB)
 
-invoke: ## invoke one event (EVENT=events/sqs.json), print the raw response; ZEGO_TARGET=aws for real AWS/ZEGO
-	$(GO) run ./cmd/devstack invoke -event $(EVENT)
+invoke: ## invoke one event (EVENT=events/sqs.json) on TARGET=api, or send it to TARGET=queue; ZEGO_TARGET=aws for real AWS/ZEGO
+	$(GO) run ./cmd/devstack invoke -event $(EVENT) -target $(TARGET)
+
+stack: ## start the local stack, print its endpoints and an env-vars file for sam local, run until Ctrl-C
+	$(GO) run ./cmd/devstack stack
 
 bench: ## Go benchmarks and the local-stack performance measurements
 	$(GO) test -run '^$$' -bench . -benchmem ./...
