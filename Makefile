@@ -3,13 +3,11 @@ SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
 
 GO ?= go
-BIN := $(CURDIR)/bin
 BUILD := $(CURDIR)/build
 
-# Pinned tools, installed into ./bin (ignored by git).
-RIE_MODULE := github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie
-RIE_VERSION := v0.0.0-20261030222936-bef5c4ba774d
-STATICCHECK_VERSION := v0.8.2
+# Pinned Go tools (the Lambda Runtime Interface Emulator, staticcheck): their
+# versions live in tools/go.mod, checked by tools/go.sum; go tool builds and caches them.
+TOOL := $(GO) tool -modfile=$(CURDIR)/tools/go.mod
 
 # The Lambda build: provided.al2023 on arm64, no legacy RPC mode, no symbols.
 LAMBDA_TAGS := lambda.norpc
@@ -17,9 +15,11 @@ LAMBDA_LDFLAGS := -s -w
 LAMBDA_BUILD := CGO_ENABLED=0 $(GO) build -tags $(LAMBDA_TAGS) -trimpath -ldflags='$(LAMBDA_LDFLAGS)'
 
 EVENT ?= events/direct.json
+TARGET ?= api
+JOB ?= 2500
 FUZZTIME ?= 30s
 
-.PHONY: help build build-DeleteConvFunction tools check-python check-moto test lint demo invoke bench fuzz deploy clean
+.PHONY: help build build-DeleteConvFunction test lint demo invoke stack bench fuzz deploy clean
 
 help: ## list targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-28s %s\n", $$1, $$2}'
@@ -33,40 +33,27 @@ build-DeleteConvFunction: ## SAM's BuildMethod: makefile entry point (writes $(A
 	@test -n "$(ARTIFACTS_DIR)" || { echo "ARTIFACTS_DIR is not set (sam build sets it)"; exit 2; }
 	GOOS=linux GOARCH=arm64 $(LAMBDA_BUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/deleteconv
 
-tools: $(BIN)/aws-lambda-rie $(BIN)/staticcheck ## install the pinned Go tools into ./bin
-
-$(BIN)/aws-lambda-rie:
-	GOBIN=$(BIN) $(GO) install $(RIE_MODULE)@$(RIE_VERSION)
-
-$(BIN)/staticcheck:
-	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
-
-check-python: ## the image's Python tools the tests need (they cannot be installed from elsewhere)
-	@missing=""; for t in moto_server cfn-lint python3; do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
-	python3 -c 'import samtranslator, boto3' 2>/dev/null || missing="$$missing python3:samtranslator/boto3"; \
-	if [ -n "$$missing" ]; then echo "missing:$$missing (they ship in the machine image's Python; see README 'Requirements')"; exit 1; fi
-
-check-moto:
-	@command -v moto_server >/dev/null || { echo "missing: moto_server (pip install 'moto[server]'; see README 'Requirements')"; exit 1; }
-
-test: tools check-python ## run every test: unit, Secrets Manager via moto, template checks, end-to-end via the emulator
+test: ## go vet, then every test: unit, moto, template checks, end-to-end through the Lambda emulator (= go test ./...)
 	$(GO) vet ./...
-	PATH="$(BIN):$$PATH" $(GO) test -count=1 ./...
+	$(GO) test ./...
 
-lint: tools check-python ## go vet, staticcheck, cfn-lint
+lint: ## go vet, staticcheck, cfn-lint
 	$(GO) vet ./...
-	$(BIN)/staticcheck ./...
+	$(TOOL) staticcheck ./...
 	cfn-lint template.yaml
 
-demo: tools check-moto ## run every sample event through the real bootstrap under the Lambda emulator, locally
-	PATH="$(BIN):$$PATH" $(GO) run ./cmd/devstack demo
+demo: ## every sample event through the real bootstrap under the Lambda emulator, then a job of JOB=2500 conversations through the local queue
+	$(GO) run ./cmd/devstack demo -job $(JOB)
 
-invoke: tools ## invoke one event (EVENT=events/sqs.json), print the raw response; ZEGO_TARGET=aws for real AWS/ZEGO
-	PATH="$(BIN):$$PATH" $(GO) run ./cmd/devstack invoke -event $(EVENT)
+invoke: ## invoke one event (EVENT=events/sqs.json) on TARGET=api, or send it to TARGET=queue; ZEGO_TARGET=aws for real AWS/ZEGO
+	$(GO) run ./cmd/devstack invoke -event $(EVENT) -target $(TARGET)
 
-bench: tools check-python ## Go benchmarks and the local-stack performance measurements
+stack: ## start the local stack, print its endpoints and an env-vars file for sam local, run until Ctrl-C
+	$(GO) run ./cmd/devstack stack
+
+bench: ## Go benchmarks and the local-stack performance measurements
 	$(GO) test -run '^$$' -bench . -benchmem ./...
-	PATH="$(BIN):$$PATH" $(GO) run ./cmd/perfbench
+	$(GO) run ./cmd/perfbench
 
 fuzz: ## run every fuzz target for FUZZTIME each (default 30s); seeds also run in make test
 	@for pkg in $$($(GO) list ./...); do \
@@ -79,5 +66,5 @@ deploy: ## sam build && sam deploy (needs the SAM CLI and AWS credentials)
 	sam build
 	sam deploy
 
-clean: ## remove build outputs and local tools
-	rm -rf $(BUILD) $(BIN) .aws-sam
+clean: ## remove build outputs
+	rm -rf $(BUILD) .aws-sam

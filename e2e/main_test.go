@@ -5,15 +5,14 @@
 // than ZEGO's answer. Tests assert the function's answers and what the ZIM
 // server saw, and that no process outlives the stack.
 //
-// They need moto_server (from the machine image's Python) and aws-lambda-rie
-// (`make tools`); without either they fail, naming what is missing.
+// They need moto_server (from the README's Python tools); without it they
+// fail with one line saying so. The emulator is built from tools/go.mod.
 package e2e
 
 import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -21,7 +20,7 @@ import (
 	"time"
 
 	"github.com/zim-deleteconv/zim-deleteconv/internal/devstack"
-	"github.com/zim-deleteconv/zim-deleteconv/internal/motoserver"
+	"github.com/zim-deleteconv/zim-deleteconv/internal/testenv"
 )
 
 var (
@@ -40,6 +39,7 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
+	testenv.Require(testenv.MotoServer)
 	fail := func(format string, args ...any) int {
 		fmt.Fprintf(os.Stderr, "e2e: "+format+"\n", args...)
 		return 1
@@ -47,12 +47,6 @@ func run(m *testing.M) int {
 	var err error
 	if root, err = devstack.FindRoot("."); err != nil {
 		return fail("%v", err)
-	}
-	if _, err := devstack.FindRIE(root); err != nil {
-		return fail("%v", err)
-	}
-	if _, err := exec.LookPath(motoserver.Binary); err != nil {
-		return fail("%v", motoserver.ErrNotFound)
 	}
 
 	// Built once, into a folder of the test run's own: the demo command that
@@ -64,6 +58,9 @@ func run(m *testing.M) int {
 	defer os.RemoveAll(dir)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
+	if _, err := devstack.FindRIE(ctx, root); err != nil {
+		return fail("%v", err)
+	}
 	if bootstrap, err = devstack.BuildFunction(ctx, root, dir); err != nil {
 		return fail("%v", err)
 	}

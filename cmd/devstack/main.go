@@ -1,12 +1,16 @@
-// Command devstack runs the function locally under AWS's Lambda Runtime
-// Interface Emulator, without Docker, beside a local ZIM server and a local
+// Command devstack runs the function locally as the template deploys it,
+// under AWS's Lambda Runtime Interface Emulator, without Docker: an api
+// function (HTTP API, direct invoke) and a queue function (two instances)
+// fed from a local job queue with a dead-letter queue (moto's SQS) by a poller
+// with Lambda's event source semantics, beside a local ZIM server and a local
 // Secrets Manager (moto_server).
 //
-//	devstack demo [-events DIR]    invoke every sample event and print a report
-//	devstack invoke -event FILE    invoke one event and print the raw response
+//	devstack demo [-events DIR] [-job N]            sample events, then a job of N conversations through the queue
+//	devstack invoke -event FILE [-target api|queue]  invoke one event (or send it to the queue) and print what happened
+//	devstack stack                                   start the local stack, print its endpoints, run until Ctrl-C
 //
-// With ZEGO_TARGET=aws, invoke runs the function with your own AWS credentials,
-// AWS_REGION and ZEGO_SECRET_ID against the real ZEGO API instead.
+// With ZEGO_TARGET=aws, invoke runs the api function with your own AWS
+// credentials, AWS_REGION and ZEGO_SECRET_ID against the real ZEGO API instead.
 //
 // Everything binds to 127.0.0.1, builds and logs go under build/devstack/,
 // and every process started is stopped on exit, failure or Ctrl-C.
@@ -14,6 +18,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -28,11 +33,19 @@ import (
 )
 
 const usage = `usage:
-  devstack demo [-events DIR]   run every sample event through the function, locally, and report
-  devstack invoke -event FILE   invoke the function with one event and print the raw response
+  devstack demo [-events DIR] [-job N]             run every sample event through the functions, then a job of
+                                                   N conversations (default 2500) through the local queue; report
+  devstack invoke -event FILE [-target api|queue]  api: invoke the api function with the event, print its answer;
+                                                   queue: send the body (or each SQS record's body) to the job queue
+                                                   and print what the queue function made of it
+  devstack stack                                   start the local stack, print its endpoints, run until Ctrl-C
 
-ZEGO_TARGET=aws (invoke only) uses your AWS credentials, AWS_REGION, ZEGO_SECRET_ID and the real ZEGO API.
+ZEGO_TARGET=aws (invoke -target api only) uses your AWS credentials, AWS_REGION, ZEGO_SECRET_ID and the real ZEGO API.
 `
+
+// demoQueueTimeout is the queue function's timeout in the demo: short
+// rounds, so that the job's progress shows.
+const demoQueueTimeout = 10 * time.Second
 
 func main() {
 	// Ctrl-C and SIGTERM cancel the run; the deferred Close then stops every
@@ -60,6 +73,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		code, err = demo(ctx, args[1:], stdout, stderr)
 	case "invoke":
 		code, err = invoke(ctx, args[1:], stdout, stderr)
+	case "stack":
+		code, err = stack(ctx, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -84,7 +99,12 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) (int, er
 	fs := flag.NewFlagSet("devstack demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	events := fs.String("events", "events", "folder of sample events (*.json)")
+	job := fs.Int("job", 2500, "conversations of the job sent through the queue (0: none)")
 	if err := fs.Parse(args); err != nil {
+		return 2, nil
+	}
+	if *job < 0 || fs.NArg() > 0 {
+		fs.Usage()
 		return 2, nil
 	}
 	target, err := devstack.TargetFromEnv()
@@ -99,15 +119,25 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) (int, er
 		return 1, err
 	}
 	start := time.Now()
-	s, err := devstack.Start(ctx, devstack.Config{Progress: stderr})
+	s, err := devstack.Start(ctx, devstack.Config{
+		Progress: stderr,
+		Queue:    &devstack.QueueConfig{Function: devstack.FunctionConfig{Timeout: demoQueueTimeout}},
+	})
 	if err != nil {
 		return 1, err
 	}
 	defer s.Close()
 	fmt.Fprintf(stderr, "devstack: ready in %s; invoking %d sample events one at a time\n\n", time.Since(start).Round(time.Millisecond), len(samples))
-	ok, err := devstack.RunDemo(ctx, s, samples, stdout, isTerminal(os.Stdout))
+	ok, err := devstack.RunDemo(ctx, s, samples, stdout)
 	if err != nil {
 		return 1, err
+	}
+	if *job > 0 {
+		jobOK, err := runJob(ctx, s, jobUser, *job, stdout)
+		if err != nil {
+			return 1, err
+		}
+		ok = ok && jobOK
 	}
 	if err := s.Close(); err != nil {
 		return 1, err
@@ -122,10 +152,11 @@ func invoke(ctx context.Context, args []string, stdout, stderr io.Writer) (int, 
 	fs := flag.NewFlagSet("devstack invoke", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	eventPath := fs.String("event", "", "event file (JSON), e.g. events/sqs.json")
+	to := fs.String("target", "api", "api: invoke the api function; queue: send to the local job queue")
 	if err := fs.Parse(args); err != nil {
 		return 2, nil
 	}
-	if *eventPath == "" || fs.NArg() > 0 {
+	if *eventPath == "" || fs.NArg() > 0 || (*to != "api" && *to != "queue") {
 		fs.Usage()
 		return 2, nil
 	}
@@ -137,30 +168,118 @@ func invoke(ctx context.Context, args []string, stdout, stderr io.Writer) (int, 
 	if err != nil {
 		return 2, err
 	}
-	s, err := devstack.Start(ctx, devstack.Config{Target: target, Progress: stderr})
+	if *to == "queue" && target != devstack.TargetLocal {
+		return 2, fmt.Errorf("devstack invoke -target queue sends to the local queue only (unset %s)", devstack.TargetEnv)
+	}
+	cfg := devstack.Config{Target: target, Progress: stderr}
+	if target == devstack.TargetLocal {
+		cfg.Queue = &devstack.QueueConfig{}
+	}
+	s, err := devstack.Start(ctx, cfg)
 	if err != nil {
 		return 1, err
 	}
 	defer s.Close()
-	fmt.Fprintf(stderr, "devstack: invoking with %s (%s)\n", filepath.Base(*eventPath), devstack.DetectTrigger(event))
+	if *to == "queue" {
+		return sendAndFollow(ctx, s, event, filepath.Base(*eventPath), stdout, stderr)
+	}
+
+	fmt.Fprintf(stderr, "devstack: invoking the api function with %s (%s)\n", filepath.Base(*eventPath), devstack.DetectTrigger(event))
 	res, err := s.Invoke(ctx, event)
 	if err != nil {
 		return 1, err
 	}
-	stdout.Write(res.Body)
-	if len(res.Body) == 0 || res.Body[len(res.Body)-1] != '\n' {
-		fmt.Fprintln(stdout)
-	}
+	writeLine(stdout, res.Body)
 	if res.FunctionError {
 		fmt.Fprintf(stderr, "devstack: function error %s\n", res.ErrorType)
 	}
 	fmt.Fprintf(stderr, "devstack: answered in %s; function logs in %s\n", res.Latency.Round(time.Millisecond), s.LogDir())
+	// A job the function handed to the queue goes on there: follow it.
+	if q := s.Queue(); q != nil {
+		if c, err := q.Counts(ctx); err == nil && c.Visible+c.InFlight+c.Delayed > 0 {
+			fmt.Fprintf(stderr, "devstack: the function sent %d message(s) to the job queue; following them\n", c.Visible+c.InFlight+c.Delayed)
+			if err := follow(ctx, q, stdout, stderr); err != nil {
+				return 1, err
+			}
+		}
+	}
 	return 0, s.Close()
 }
 
-// isTerminal reports whether f is a character device (a terminal), for colour
-// and alignment.
-func isTerminal(f *os.File) bool {
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
+func stack(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
+	fs := flag.NewFlagSet("devstack stack", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
+		return 2, nil
+	}
+	if target, err := devstack.TargetFromEnv(); err != nil || target != devstack.TargetLocal {
+		return 2, fmt.Errorf("devstack stack starts the local stack only (unset %s)", devstack.TargetEnv)
+	}
+	s, err := devstack.Start(ctx, devstack.Config{Progress: stderr, Queue: &devstack.QueueConfig{}})
+	if err != nil {
+		return 1, err
+	}
+	defer s.Close()
+	envFile := filepath.Join(s.LogDir(), "..", "sam-env.json")
+	if err := writeSAMEnv(envFile, s); err != nil {
+		return 1, err
+	}
+	writeEndpoints(stdout, s, envFile)
+	fmt.Fprintln(stderr, "devstack: running; Ctrl-C stops every process")
+	<-ctx.Done()
+	if err := s.Close(); err != nil {
+		return 1, err
+	}
+	return 0, nil
+}
+
+// writeEndpoints prints the stack's endpoints as KEY=value lines.
+func writeEndpoints(w io.Writer, s *devstack.Stack, envFile string) {
+	q := s.Queue()
+	fmt.Fprintf(w, "ZIM_URL=%s\n", s.ZIMURL())
+	fmt.Fprintf(w, "AWS_ENDPOINT_URL_SECRETS_MANAGER=%s\n", s.SecretsManagerURL())
+	fmt.Fprintf(w, "AWS_ENDPOINT_URL_SQS=%s\n", s.SecretsManagerURL())
+	fmt.Fprintf(w, "ZEGO_SECRET_ID=%s\n", s.SecretID())
+	fmt.Fprintf(w, "ZEGO_JOB_QUEUE_URL=%s\n", q.URL)
+	fmt.Fprintf(w, "DEAD_LETTER_QUEUE_URL=%s\n", q.DeadLetterURL)
+	fmt.Fprintf(w, "API_FUNCTION_INVOKE_URL=%s%s\n", s.Function().URL, devstack.InvokePath)
+	for _, f := range s.QueueFunctions() {
+		fmt.Fprintf(w, "QUEUE_FUNCTION_INVOKE_URL=%s%s  # %s\n", f.URL, devstack.InvokePath, f.Name)
+	}
+	fmt.Fprintf(w, "SAM_ENV_VARS=%s\n", envFile)
+}
+
+// writeSAMEnv writes an env-vars file for `sam local invoke --env-vars`,
+// per function logical id, pointing at this stack.
+func writeSAMEnv(path string, s *devstack.Stack) error {
+	q := s.Queue()
+	common := map[string]string{
+		"ZEGO_API_URL":                     s.ZIMURL(),
+		"ZEGO_SECRET_ID":                   s.SecretID(),
+		"ZEGO_JOB_QUEUE_URL":               q.URL,
+		"AWS_ENDPOINT_URL_SECRETS_MANAGER": s.SecretsManagerURL(),
+		"AWS_ENDPOINT_URL_SQS":             s.SecretsManagerURL(),
+	}
+	with := func(rate float64) map[string]string {
+		m := map[string]string{"ZEGO_RATE_LIMIT": fmt.Sprint(rate)}
+		for k, v := range common {
+			m[k] = v
+		}
+		return m
+	}
+	b, err := json.MarshalIndent(map[string]any{
+		"ApiFunction":   with(devstack.DefaultAPIRate),
+		"QueueFunction": with(q.Config().Function.RateLimit),
+	}, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+func writeLine(w io.Writer, b []byte) {
+	_, _ = w.Write(b)
+	if len(b) == 0 || b[len(b)-1] != '\n' {
+		fmt.Fprintln(w)
+	}
 }

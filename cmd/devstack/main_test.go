@@ -26,6 +26,10 @@ func TestRunRefusesBadUsage(t *testing.T) {
 		{"aws target without a secret id", []string{"invoke", "-event", "../../events/direct.json"}, "aws", 1, "needs ZEGO_SECRET_ID"},
 		{"demo against aws", []string{"demo"}, "aws", 2, "local stack only"},
 		{"demo without samples", []string{"demo", "-events", emptyDir}, "", 1, "no sample events"},
+		{"demo with a negative job", []string{"demo", "-job", "-1"}, "", 2, "-job"},
+		{"invoke with an unknown target", []string{"invoke", "-event", "../../events/direct.json", "-target", "lambda"}, "", 2, "-target"},
+		{"queue target against aws", []string{"invoke", "-event", "../../events/direct.json", "-target", "queue"}, "aws", 2, "local queue only"},
+		{"stack against aws", []string{"stack"}, "aws", 2, "local stack only"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("ZEGO_TARGET", tc.target)

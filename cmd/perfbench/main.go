@@ -18,8 +18,8 @@
 //
 //	perfbench [-cold 10] [-warm 30] [-messages 200] [-out build/perfbench/results.md]
 //
-// `make bench` runs it after the Go benchmarks. It needs aws-lambda-rie
-// (`make tools`) and moto_server, binds only to 127.0.0.1, and stops every
+// `make bench` runs it after the Go benchmarks. It needs moto_server (the
+// emulator is built from tools/go.mod), binds only to 127.0.0.1, and stops every
 // process it started on exit, failure or Ctrl-C. See docs/performance.md.
 package main
 

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
+	"syscall"
 )
 
 // ModulePath is the module this stack belongs to; FindRoot looks for it.
@@ -90,4 +92,81 @@ func GoBuild(ctx context.Context, root, pkg, out string, flags ...string) error 
 		return fmt.Errorf("devstack: go build %s: %w\n%s", pkg, err, strings.TrimSpace(output.String()))
 	}
 	return nil
+}
+
+// ToolsModfile is the tools module, relative to the module root: its tool
+// directives pin the emulator and staticcheck, and its go.sum checks them.
+const ToolsModfile = "tools/go.mod"
+
+// rieBuild is one process's build of the emulator for one module root.
+type rieBuild struct {
+	done chan struct{}
+	path string
+	err  error
+}
+
+var (
+	rieMu     sync.Mutex
+	rieBuilds = map[string]*rieBuild{}
+)
+
+// FindRIE returns the path of the emulator pinned in root's tools module,
+// built for this machine by `go tool -n`, which caches the binary in the Go
+// build cache (about a minute the first time, then instant). An
+// aws-lambda-rie on PATH is never used. Each process builds it once; across
+// processes (test binaries running in parallel) a lock file under root/build
+// lets one build while the others wait and then find it cached.
+func FindRIE(ctx context.Context, root string) (string, error) {
+	rieMu.Lock()
+	b, ok := rieBuilds[root]
+	if !ok {
+		b = &rieBuild{done: make(chan struct{})}
+		rieBuilds[root] = b
+		go func() {
+			b.path, b.err = buildRIE(root)
+			close(b.done)
+		}()
+	}
+	rieMu.Unlock()
+	select {
+	case <-b.done:
+		return b.path, b.err
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+}
+
+func buildRIE(root string) (string, error) {
+	fail := func(err error) (string, error) {
+		return "", fmt.Errorf("devstack: building the pinned %s (go tool -modfile=%s -n %s): %w", RIEBinary, ToolsModfile, RIEBinary, err)
+	}
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		return fail(errors.New("the go command is not on PATH"))
+	}
+	lockDir := filepath.Join(root, "build")
+	if err := os.MkdirAll(lockDir, 0o755); err != nil {
+		return fail(err)
+	}
+	lock, err := os.OpenFile(filepath.Join(lockDir, ".tools.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return fail(err)
+	}
+	defer lock.Close() // closing releases the lock
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return fail(err)
+	}
+	cmd := exec.Command(goBin, "tool", "-modfile="+filepath.Join(root, ToolsModfile), "-n", RIEBinary)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "GOOS="+runtime.GOOS, "GOARCH="+runtime.GOARCH, "GOWORK=off")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return fail(fmt.Errorf("%w\n%s", err, strings.TrimSpace(stderr.String())))
+	}
+	path := strings.TrimSpace(stdout.String())
+	if st, err := os.Stat(path); err != nil || st.IsDir() {
+		return fail(fmt.Errorf("it printed %q, which is not a file", path))
+	}
+	return path, nil
 }

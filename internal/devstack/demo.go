@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim/zimtest"
@@ -280,20 +279,27 @@ func logCode(l LogRecord) *int {
 
 // DemoInfo is what the report says about the stack.
 type DemoInfo struct {
-	ZIMURL, EmulatorURL, LogDir string
+	ZIMURL, LogDir string
+	// Emulators are the functions' names and URLs, e.g. "api http://127.0.0.1:40123".
+	Emulators []string
 }
 
 // RunDemo invokes each sample in turn, then writes the report to w with what
 // the local ZIM server saw. ok reports whether every sample behaved as
 // expected; err is for a demo that could not run to the end.
-func RunDemo(ctx context.Context, s *Stack, samples []Sample, w io.Writer, tty bool) (ok bool, err error) {
+func RunDemo(ctx context.Context, s *Stack, samples []Sample, w io.Writer) (ok bool, err error) {
 	admin := zimtest.NewAdminClient(s.ZIMURL())
 	if err := admin.ResetRequests(ctx); err != nil {
 		return false, err
 	}
 	var results []Result
 	for _, sample := range samples {
-		inv, err := s.Invoke(ctx, sample.Event)
+		// As deployed, SQS events reach the queue function.
+		f := s.Function()
+		if q := s.QueueFunctions(); sample.Trigger == TriggerSQS && len(q) > 0 {
+			f = q[0]
+		}
+		inv, err := f.Invoke(ctx, sample.Event)
 		if ctx.Err() != nil {
 			return false, ctx.Err()
 		}
@@ -303,8 +309,11 @@ func RunDemo(ctx context.Context, s *Stack, samples []Sample, w io.Writer, tty b
 	if err != nil {
 		return false, err
 	}
-	info := DemoInfo{ZIMURL: s.ZIMURL(), EmulatorURL: s.Function().URL, LogDir: s.LogDir()}
-	if err := WriteReport(w, info, results, reqs, tty); err != nil {
+	info := DemoInfo{ZIMURL: s.ZIMURL(), LogDir: s.LogDir()}
+	for _, f := range append([]*Function{s.Function()}, s.QueueFunctions()...) {
+		info.Emulators = append(info.Emulators, f.Name+" "+f.URL)
+	}
+	if err := WriteReport(w, info, results, reqs); err != nil {
 		return false, err
 	}
 	ok = true
@@ -314,165 +323,70 @@ func RunDemo(ctx context.Context, s *Stack, samples []Sample, w io.Writer, tty b
 	return ok, nil
 }
 
-// WriteReport writes the demo's report. With tty it aligns columns and
-// colours the verdicts; otherwise it writes plain lines, one per fact.
-func WriteReport(w io.Writer, info DemoInfo, results []Result, reqs []zimtest.Request, tty bool) error {
-	p := &printer{w: w, tty: tty}
-	p.linef("Local stack: ZIM server %s, function under aws-lambda-rie %s (logs in %s)", info.ZIMURL, info.EmulatorURL, info.LogDir)
-	p.linef("")
-	if tty {
-		var table strings.Builder
-		tw := tabwriter.NewWriter(&table, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "  EVENT\tTRIGGER\tOUTCOME\tSTATUS\tZEGO CODE\tZEGO REQUEST ID\tLATENCY\tDETAIL")
-		for _, r := range results {
-			fmt.Fprintf(tw, "%s %s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.mark(r.OK), r.Sample.Path, r.Sample.Trigger, r.Outcome,
-				orDash(statusText(r.Status)), orDash(codeText(r.ZegoCode)), orDash(r.ZegoRequestID), latencyText(r.Invoke), p.detail(r))
-			for _, rec := range r.Records {
-				fmt.Fprintf(tw, "  %s %s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.mark(rec.OK()), "└ "+shortID(rec.MessageID), "record", recordOutcome(rec),
-					"-", orDash(codeText(rec.ZegoCode)), orDash(rec.ZegoRequestID), "", recordDetail(rec))
-			}
-		}
-		if err := tw.Flush(); err != nil {
-			return err
-		}
-		p.linef("%s", strings.TrimSuffix(paint(table.String()), "\n"))
-	} else {
-		for _, r := range results {
-			line := fmt.Sprintf("%s %s (%s): %s", p.mark(r.OK), r.Sample.Path, r.Sample.Trigger, r.Outcome)
-			if r.Status != 0 {
-				line += ", HTTP " + statusText(r.Status)
-			}
-			if r.ZegoCode != nil {
-				line += ", ZEGO Code " + codeText(r.ZegoCode)
-			}
-			if r.ZegoRequestID != "" {
-				line += ", RequestId " + r.ZegoRequestID
-			}
-			line += ", " + latencyText(r.Invoke)
-			if d := p.detail(r); d != "" {
-				line += "; " + d
-			}
-			p.linef("%s", line)
-			for _, rec := range r.Records {
-				line := fmt.Sprintf("%s   record %s: %s", p.mark(rec.OK()), rec.MessageID, recordOutcome(rec))
-				if rec.ZegoCode != nil {
-					line += ", ZEGO Code " + codeText(rec.ZegoCode)
-				}
-				if rec.ZegoRequestID != "" {
-					line += ", RequestId " + rec.ZegoRequestID
-				}
-				if d := recordDetail(rec); d != "" {
-					line += "; " + d
-				}
-				p.linef("%s", line)
-			}
-		}
-	}
-
-	p.linef("")
-	p.linef("The local ZIM server saw %d request(s):", len(reqs))
-	if tty && len(reqs) > 0 {
-		var table strings.Builder
-		tw := tabwriter.NewWriter(&table, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "  ACTION\tFROM USER\tCONV\tTYPE\tHTTP\tCODE\tREQUEST ID\tFAULT")
-		for _, q := range reqs {
-			convType := "-"
-			if q.ConvID != "" {
-				convType = strconv.Itoa(int(q.ConvType))
-			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", q.Action, q.FromUserID, orDash(q.ConvID), convType, q.HTTPStatus, q.Code, orDash(q.RequestID), q.Fault)
-		}
-		if err := tw.Flush(); err != nil {
-			return err
-		}
-		p.linef("%s", strings.TrimSuffix(paint(table.String()), "\n"))
-	} else {
-		for _, q := range reqs {
-			line := fmt.Sprintf("  %s FromUserId=%s", q.Action, q.FromUserID)
-			if q.ConvID != "" {
-				line += fmt.Sprintf(" ConvId=%s ConvType=%d", q.ConvID, q.ConvType)
-			}
-			line += fmt.Sprintf(": HTTP %d, Code %d", q.HTTPStatus, q.Code)
-			if q.RequestID != "" {
-				line += ", RequestId " + q.RequestID
-			}
-			if q.Fault != "" {
-				line += ", fault " + q.Fault
-			}
-			p.linef("%s", line)
-		}
-	}
-
-	p.linef("")
+// WriteReport writes the demo's report: one plain line per fact.
+func WriteReport(w io.Writer, info DemoInfo, results []Result, reqs []zimtest.Request) error {
+	var b strings.Builder
+	line := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
+	line("Local stack: ZIM server %s; functions under aws-lambda-rie: %s (logs in %s)", info.ZIMURL, strings.Join(info.Emulators, ", "), info.LogDir)
+	line("")
 	var bad []string
 	for _, r := range results {
+		l := fmt.Sprintf("%s %s (%s): %s", mark(r.OK), r.Sample.Path, r.Sample.Trigger, r.Outcome)
+		if r.Status != 0 {
+			l += ", HTTP " + strconv.Itoa(r.Status)
+		}
+		l += zegoText(r.ZegoCode, r.ZegoRequestID) + ", " + latencyText(r.Invoke)
+		if d := detail(r); d != "" {
+			l += "; " + d
+		}
+		line("%s", l)
+		for _, rec := range r.Records {
+			l := fmt.Sprintf("%s   record %s: %s", mark(rec.OK()), rec.MessageID, recordOutcome(rec)) + zegoText(rec.ZegoCode, rec.ZegoRequestID)
+			if d := recordDetail(rec); d != "" {
+				l += "; " + d
+			}
+			line("%s", l)
+		}
 		if !r.OK {
 			bad = append(bad, r.Sample.Path)
 		}
 	}
+
+	line("")
+	line("The local ZIM server saw %d request(s):", len(reqs))
+	for _, q := range reqs {
+		l := fmt.Sprintf("  %s FromUserId=%s", q.Action, q.FromUserID)
+		if q.ConvID != "" {
+			l += fmt.Sprintf(" ConvId=%s ConvType=%d", q.ConvID, q.ConvType)
+		}
+		l += fmt.Sprintf(": HTTP %d, Code %d", q.HTTPStatus, q.Code)
+		if q.RequestID != "" {
+			l += ", RequestId " + q.RequestID
+		}
+		if q.Fault != "" {
+			l += ", fault " + q.Fault
+		}
+		line("%s", l)
+	}
+
+	line("")
 	if len(bad) == 0 {
-		p.linef("%s", p.colour(green, fmt.Sprintf("All %d samples behaved as expected.", len(results))))
+		line("All %d samples behaved as expected.", len(results))
 	} else {
-		p.linef("%s", p.colour(red, fmt.Sprintf("%d of %d samples did not behave as expected: %s", len(bad), len(results), strings.Join(bad, ", "))))
+		line("%d of %d samples did not behave as expected: %s", len(bad), len(results), strings.Join(bad, ", "))
 	}
-	return p.err
+	_, err := io.WriteString(w, b.String())
+	return err
 }
 
-const (
-	green = "\x1b[32m"
-	red   = "\x1b[31m"
-	reset = "\x1b[0m"
-)
-
-// paint colours the verdict marks of an aligned table and trims the padding
-// left at the end of its lines.
-func paint(table string) string {
-	var b strings.Builder
-	for line := range strings.Lines(table) {
-		line = strings.TrimRight(line, " \n")
-		line = strings.ReplaceAll(line, "✓", green+"✓"+reset)
-		line = strings.ReplaceAll(line, "✗", red+"✗"+reset)
-		b.WriteString(line + "\n")
-	}
-	return b.String()
-}
-
-type printer struct {
-	w   io.Writer
-	tty bool
-	err error
-}
-
-func (p *printer) linef(format string, args ...any) {
-	if p.err == nil {
-		_, p.err = fmt.Fprintf(p.w, format+"\n", args...)
-	}
-}
-
-func (p *printer) colour(c, s string) string {
-	if !p.tty {
-		return s
-	}
-	return c + s + reset
-}
-
-// mark is the verdict: the same width with or without colour, so columns align.
-func (p *printer) mark(ok bool) string {
-	switch {
-	// In a terminal the table is aligned first, then coloured (see paint):
-	// tabwriter would count the colour codes as text.
-	case p.tty && ok:
-		return "✓"
-	case p.tty:
-		return "✗"
-	case ok:
+func mark(ok bool) string {
+	if ok {
 		return "ok  "
-	default:
-		return "FAIL"
 	}
+	return "FAIL"
 }
 
-func (p *printer) detail(r Result) string {
+func detail(r Result) string {
 	d := r.Detail
 	if !r.OK {
 		if d != "" {
@@ -481,6 +395,17 @@ func (p *printer) detail(r Result) string {
 		d += "expected " + r.Want
 	}
 	return d
+}
+
+func zegoText(code *int, requestID string) string {
+	s := ""
+	if code != nil {
+		s += ", ZEGO Code " + strconv.Itoa(*code)
+	}
+	if requestID != "" {
+		s += ", RequestId " + requestID
+	}
+	return s
 }
 
 func recordOutcome(rec RecordResult) string {
@@ -506,27 +431,6 @@ func recordDetail(rec RecordResult) string {
 	return strings.TrimSpace(d)
 }
 
-func shortID(id string) string {
-	if len(id) > 13 {
-		return id[:8] + "…"
-	}
-	return id
-}
-
-func statusText(s int) string {
-	if s == 0 {
-		return ""
-	}
-	return strconv.Itoa(s)
-}
-
-func codeText(c *int) string {
-	if c == nil {
-		return ""
-	}
-	return strconv.Itoa(*c)
-}
-
 func latencyText(inv InvokeResult) string {
 	s := inv.Latency.Round(100 * time.Microsecond).String()
 	if inv.Latency >= 10*time.Millisecond {
@@ -534,13 +438,6 @@ func latencyText(inv InvokeResult) string {
 	}
 	if inv.ColdStart {
 		s += " (cold start)"
-	}
-	return s
-}
-
-func orDash(s string) string {
-	if s == "" {
-		return "-"
 	}
 	return s
 }

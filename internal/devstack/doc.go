@@ -1,16 +1,30 @@
-// Package devstack runs the function locally the way Lambda runs it, without
-// Docker: the real bootstrap under AWS's Lambda Runtime Interface Emulator
-// (aws-lambda-rie), beside the local ZIM server (cmd/zimserver, seeded from
-// dev/zim-seed.json) and a local Secrets Manager (moto_server) holding the
-// demo secret. cmd/devstack (`make demo`, `make invoke`) and the end-to-end
+// Package devstack runs the function locally the way the template deploys
+// it, without Docker: the real bootstrap under AWS's Lambda Runtime Interface
+// Emulator (aws-lambda-rie, pinned in tools/go.mod), once per function, beside
+// the local ZIM server (cmd/zimserver, seeded from dev/zim-seed.json) and a
+// local Secrets Manager and SQS (moto_server) holding the demo secret.
+// cmd/devstack (`make demo`, `make invoke`, `make stack`) and the end-to-end
 // tests in e2e/ are built on it.
+//
+// # Functions and the queue
+//
+// Start runs the api function (HTTP API and direct invokes; Invoke's
+// target). With Config.Queue it also creates a job queue and its dead-letter
+// queue in moto's SQS (the template's redrive settings), runs the queue
+// function as QueueConfig.Instances emulators, and a poller with the
+// semantics of Lambda's SQS event source mapping (see poller.go). The
+// functions' environments differ only in ZEGO_RATE_LIMIT; each has
+// ZEGO_JOB_QUEUE_URL and AWS_ENDPOINT_URL_SQS. Tests send with Queue.Send,
+// wait with Queue.WaitDrained, and read what happened from Queue.Batches,
+// Queue.Receives, Queue.DeadLetters and the ZIM server's request log
+// (Stack.Admin).
 //
 // # Processes
 //
-// Start builds the bootstrap and the ZIM server under build/devstack/bin (go
-// build relinks only what changed), then starts each process in its own
-// process group, bound to 127.0.0.1 on free ports, and waits for each to be
-// ready by polling. Every process's output goes to a file under LogDir and
+// Start builds the emulator (FindRIE: go tool, cached), the bootstrap and the
+// ZIM server under build/devstack/bin (go build relinks only what changed),
+// then starts each process in its own process group, bound to 127.0.0.1 on
+// free ports, and waits for each to be ready by polling. Every process's output goes to a file under LogDir and
 // into memory: Function.Logs and InvokeResult.Logs hold the function's JSON
 // lines. Close stops everything, the bootstrap included (the emulator runs it
 // in a process group of its own and leaves it running when it is stopped),

@@ -11,8 +11,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -26,7 +24,8 @@ const RIEBinary = "aws-lambda-rie"
 // InvokePath is the emulator's invoke endpoint (the Lambda Invoke API's path).
 const InvokePath = "/2015-03-31/functions/function/invocations"
 
-// FunctionName is the AWS_LAMBDA_FUNCTION_NAME the function runs under.
+// FunctionName starts every AWS_LAMBDA_FUNCTION_NAME of the stack: the api
+// function runs as deleteconv-api, each queue instance as deleteconv-queue.
 const FunctionName = "deleteconv"
 
 // DefaultFunctionTimeout is the deadline each invocation gets unless
@@ -37,26 +36,18 @@ const DefaultFunctionTimeout = 30 * time.Second
 // answer before its deadline; the emulator only answers "Task timed out".
 const TimedOutErrorType = "Sandbox.Timedout"
 
-// FindRIE returns the emulator's path: on PATH, else root/bin (where
-// `make tools` installs it).
-func FindRIE(root string) (string, error) {
-	if p, err := exec.LookPath(RIEBinary); err == nil {
-		return p, nil
-	}
-	p := filepath.Join(root, "bin", RIEBinary)
-	if st, err := os.Stat(p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
-		return p, nil
-	}
-	return "", fmt.Errorf("devstack: %s (the Lambda Runtime Interface Emulator) is neither on PATH nor at %s: run `make tools` to install it", RIEBinary, p)
-}
-
 // FunctionConfig configures one emulated function.
 type FunctionConfig struct {
-	// Name names its log file (LogDir/Name.log); default "function".
+	// Name names the emulator and its log file (LogDir/Name.log); the
+	// function runs as AWS_LAMBDA_FUNCTION_NAME deleteconv-Name. Default "api".
 	Name string
 	// Timeout is AWS_LAMBDA_FUNCTION_TIMEOUT, rounded up to whole seconds
 	// (default DefaultFunctionTimeout).
 	Timeout time.Duration
+	// RateLimit is ZEGO_RATE_LIMIT, the instance's requests per second to
+	// ZEGO; 0 leaves it to the function's default (20), except for the api
+	// function of a stack with a queue (DefaultAPIRate).
+	RateLimit float64
 	// Env holds KEY=value entries set last, over the stack's own, e.g.
 	// "ZEGO_RATE_LIMIT=5", "LOG_LEVEL=debug", "ZEGO_SECRET_ID=other".
 	Env []string
@@ -247,6 +238,10 @@ func (f *Function) invokeErr(err error) error {
 		return fmt.Errorf("devstack: %s: invoking: %w", f.Name, err)
 	}
 }
+
+// Processes lists the emulator and every live process below it (the
+// bootstrap, once an invocation has started it).
+func (f *Function) Processes() []Process { return f.rie.processes() }
 
 // Logs returns every JSON line the function has written so far.
 func (f *Function) Logs() []LogRecord { return parseRecords(f.rie.stdout.since(0)) }

@@ -17,8 +17,11 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/zim-deleteconv/zim-deleteconv/internal/motoserver"
+	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim"
+	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim/zimtest"
 )
 
 // Target is what the function talks to.
@@ -69,8 +72,14 @@ type Config struct {
 	// SecretName is the secret created in the local Secrets Manager
 	// (default DefaultSecretName).
 	SecretName string
-	// Function configures the function Start runs.
+	// Function configures the api function: HTTP API and direct invokes
+	// (Invoke's target). With a queue its RateLimit defaults to DefaultAPIRate.
 	Function FunctionConfig
+	// Queue, when set, adds the local job queue with its dead-letter queue,
+	// the queue function (QueueConfig.Instances emulators) and the poller
+	// that feeds it, as the template deploys them. Every function of the
+	// stack then gets ZEGO_JOB_QUEUE_URL and AWS_ENDPOINT_URL_SQS.
+	Queue *QueueConfig
 	// LogDir receives one log file per process; default Root/build/devstack/logs.
 	LogDir string
 	// Bootstrap and ZIMServer are prebuilt binaries; built when empty.
@@ -85,9 +94,10 @@ type Config struct {
 }
 
 // Stack is a running local development stack: the local ZIM server,
-// moto_server holding the demo secret, and the function under the Lambda
-// Runtime Interface Emulator (TargetAWS runs the function only). Every process
-// runs in its own process group, bound to 127.0.0.1. Close stops them all.
+// moto_server holding the demo secret (and the queues), and each function
+// under its own Lambda Runtime Interface Emulator (TargetAWS runs the api
+// function only). Every process runs in its own process group, bound to
+// 127.0.0.1. Close stops them all.
 type Stack struct {
 	cfg       Config
 	rie       string
@@ -99,6 +109,12 @@ type Stack struct {
 	moto    *motoserver.Server
 	motoLog *os.File
 	sm      *secretsmanager.Client
+
+	queue      *Queue
+	queueFns   []*Function
+	pollerLog  *os.File
+	stopPoller context.CancelFunc
+	pollers    sync.WaitGroup
 
 	mu        sync.Mutex
 	closed    bool
@@ -141,14 +157,27 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if cfg.StopGrace <= 0 {
 		cfg.StopGrace = DefaultStopGrace
 	}
+	if cfg.Function.Name == "" {
+		cfg.Function.Name = "api"
+	}
+	if cfg.Queue != nil {
+		if cfg.Target != TargetLocal {
+			return nil, fmt.Errorf("devstack: the local queue runs in the local stack only (unset %s)", TargetEnv)
+		}
+		q := *cfg.Queue
+		if err := q.setDefaults(); err != nil {
+			return nil, err
+		}
+		cfg.Queue = &q
+		if cfg.Function.RateLimit == 0 {
+			cfg.Function.RateLimit = DefaultAPIRate
+		}
+	}
 	s := &Stack{cfg: cfg}
 
 	// Everything that can be checked in a moment is, before the builds.
-	if s.rie, err = FindRIE(cfg.Root); err != nil {
-		return nil, err
-	}
 	if cfg.Target == TargetAWS {
-		if _, err := awsEnv(cfg.Function); err != nil {
+		if _, err := s.env(cfg.Function, "api"); err != nil {
 			return nil, err
 		}
 	} else {
@@ -163,6 +192,10 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	}
 	if err := os.MkdirAll(cfg.LogDir, 0o755); err != nil {
 		return nil, fmt.Errorf("devstack: %w", err)
+	}
+	s.progress("finding the pinned Lambda Runtime Interface Emulator (go tool; the first build takes about a minute)")
+	if s.rie, err = FindRIE(ctx, cfg.Root); err != nil {
+		return nil, err
 	}
 	if err := s.build(ctx); err != nil {
 		return nil, err
@@ -181,10 +214,59 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 			return nil, err
 		}
 	}
+	if cfg.Queue != nil {
+		if err := s.startQueue(ctx); err != nil {
+			return nil, err
+		}
+	}
 	if _, err := s.StartFunction(ctx, cfg.Function); err != nil {
 		return nil, err
 	}
+	if cfg.Queue != nil {
+		if err := s.startQueueFunction(ctx); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
+}
+
+// startQueue creates the job queue and its dead-letter queue in moto.
+func (s *Stack) startQueue(ctx context.Context) error {
+	s.progress("creating the job queue and its dead-letter queue (moto's SQS)")
+	awsCfg, err := s.moto.AWSConfig(ctx)
+	if err != nil {
+		return fmt.Errorf("devstack: %w", err)
+	}
+	s.queue, err = createQueue(ctx, sqs.NewFromConfig(awsCfg), *s.cfg.Queue)
+	return err
+}
+
+// startQueueFunction starts the queue function's instances and a poller
+// worker for each.
+func (s *Stack) startQueueFunction(ctx context.Context) error {
+	qc := s.cfg.Queue
+	for i := range qc.Instances {
+		fc := qc.Function
+		fc.Name = "queue-" + strconv.Itoa(i+1)
+		f, err := s.startFunction(ctx, fc, "queue")
+		if err != nil {
+			return err
+		}
+		s.queueFns = append(s.queueFns, f)
+	}
+	f, err := os.Create(filepath.Join(s.cfg.LogDir, "poller.log"))
+	if err != nil {
+		return fmt.Errorf("devstack: %w", err)
+	}
+	s.pollerLog = f
+	s.queue.poller = newPoller(s.queue, f)
+	pctx, cancel := context.WithCancel(context.Background())
+	s.stopPoller = cancel
+	s.progress("polling %s for %d queue function instance(s)", s.queue.Name, len(s.queueFns))
+	for _, fn := range s.queueFns {
+		s.pollers.Go(func() { s.queue.poller.run(pctx, fn) })
+	}
+	return nil
 }
 
 func (s *Stack) progress(format string, args ...any) {
@@ -291,18 +373,17 @@ func (s *Stack) startMoto(ctx context.Context) error {
 // environment (another secret id, a shorter deadline). Close stops it.
 func (s *Stack) StartFunction(ctx context.Context, fc FunctionConfig) (*Function, error) {
 	if fc.Name == "" {
-		fc.Name = "function"
+		fc.Name = "api"
 	}
+	return s.startFunction(ctx, fc, fc.Name)
+}
+
+// startFunction starts fc running as AWS_LAMBDA_FUNCTION_NAME deleteconv-role.
+func (s *Stack) startFunction(ctx context.Context, fc FunctionConfig, role string) (*Function, error) {
 	if fc.Timeout <= 0 {
 		fc.Timeout = DefaultFunctionTimeout
 	}
-	var env []string
-	var err error
-	if s.cfg.Target == TargetAWS {
-		env, err = awsEnv(fc)
-	} else {
-		env = s.localEnv(fc)
-	}
+	env, err := s.env(fc, role)
 	if err != nil {
 		return nil, err
 	}
@@ -338,10 +419,44 @@ func timeoutSeconds(d time.Duration) string {
 	return strconv.FormatInt(max(1, int64((d+time.Second-1)/time.Second)), 10)
 }
 
-// localEnv is the function's environment in the local stack: the caller's
-// environment without any AWS, ZEGO or Lambda setting (so a developer's own
-// profile or endpoint never leaks in), then the contract's variables.
-func (s *Stack) localEnv(fc FunctionConfig) []string {
+// env is a function's environment: for TargetLocal the contract's
+// variables pointing at the local services, for TargetAWS the caller's own;
+// then the function's name, timeout and rate, and fc.Env last.
+func (s *Stack) env(fc FunctionConfig, role string) ([]string, error) {
+	var env []string
+	if s.cfg.Target == TargetAWS {
+		env = awsEnv()
+	} else {
+		env = s.localEnv()
+	}
+	env = append(env,
+		"AWS_LAMBDA_FUNCTION_NAME="+FunctionName+"-"+role,
+		"AWS_LAMBDA_FUNCTION_TIMEOUT="+timeoutSeconds(fc.Timeout),
+	)
+	if fc.RateLimit != 0 {
+		env = append(env, "ZEGO_RATE_LIMIT="+strconv.FormatFloat(fc.RateLimit, 'f', -1, 64))
+	}
+	env = append(env, fc.Env...)
+	if s.cfg.Target != TargetAWS {
+		return env, nil
+	}
+	if lookup(env, "ZEGO_SECRET_ID") == "" {
+		return nil, fmt.Errorf("devstack: %s=%s needs ZEGO_SECRET_ID: the name or ARN of your Secrets Manager secret holding {\"AppId\", \"ServerSecret\"}", TargetEnv, TargetAWS)
+	}
+	if lookup(env, "AWS_REGION") == "" {
+		r := lookup(env, "AWS_DEFAULT_REGION")
+		if r == "" {
+			return nil, fmt.Errorf("devstack: %s=%s needs AWS_REGION: the region of your secret", TargetEnv, TargetAWS)
+		}
+		env = append(env, "AWS_REGION="+r)
+	}
+	return env, nil
+}
+
+// localEnv is the local stack's environment: the caller's without any AWS,
+// ZEGO or Lambda setting (so a developer's own profile or endpoint never
+// leaks in), then the contract's variables.
+func (s *Stack) localEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
@@ -352,8 +467,6 @@ func (s *Stack) localEnv(fc FunctionConfig) []string {
 		env = append(env, kv)
 	}
 	env = append(env,
-		"AWS_LAMBDA_FUNCTION_NAME="+FunctionName,
-		"AWS_LAMBDA_FUNCTION_TIMEOUT="+timeoutSeconds(fc.Timeout),
 		"AWS_CONFIG_FILE="+os.DevNull,
 		"AWS_SHARED_CREDENTIALS_FILE="+os.DevNull,
 		"AWS_EC2_METADATA_DISABLED=true",
@@ -361,12 +474,14 @@ func (s *Stack) localEnv(fc FunctionConfig) []string {
 		"ZEGO_SECRET_ID="+s.cfg.SecretName,
 	)
 	env = append(env, s.moto.Env()...)
-	return append(env, fc.Env...)
+	if s.queue != nil {
+		env = append(env, "ZEGO_JOB_QUEUE_URL="+s.queue.URL)
+	}
+	return env
 }
 
-// awsEnv is the function's environment for TargetAWS: the caller's own, which
-// must name the secret and the region.
-func awsEnv(fc FunctionConfig) ([]string, error) {
+// awsEnv is TargetAWS's environment: the caller's own.
+func awsEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		// AWS_LAMBDA_MAX_CONCURRENCY would switch the emulator to another mode.
@@ -374,22 +489,7 @@ func awsEnv(fc FunctionConfig) ([]string, error) {
 			env = append(env, kv)
 		}
 	}
-	env = append(env,
-		"AWS_LAMBDA_FUNCTION_NAME="+FunctionName,
-		"AWS_LAMBDA_FUNCTION_TIMEOUT="+timeoutSeconds(fc.Timeout),
-	)
-	env = append(env, fc.Env...)
-	if lookup(env, "ZEGO_SECRET_ID") == "" {
-		return nil, fmt.Errorf("devstack: %s=%s needs ZEGO_SECRET_ID: the name or ARN of your Secrets Manager secret holding {\"AppId\", \"ServerSecret\"}", TargetEnv, TargetAWS)
-	}
-	if lookup(env, "AWS_REGION") == "" {
-		if r := lookup(env, "AWS_DEFAULT_REGION"); r != "" {
-			env = append(env, "AWS_REGION="+r)
-		} else {
-			return nil, fmt.Errorf("devstack: %s=%s needs AWS_REGION: the region of your secret", TargetEnv, TargetAWS)
-		}
-	}
-	return env, nil
+	return env
 }
 
 // lookup returns the last value of key in env, as exec would use it.
@@ -403,7 +503,13 @@ func lookup(env []string, key string) string {
 	return v
 }
 
-// Function returns the function Start started.
+// Queue is the local job queue; nil without Config.Queue.
+func (s *Stack) Queue() *Queue { return s.queue }
+
+// QueueFunctions are the queue function's instances, one emulator each.
+func (s *Stack) QueueFunctions() []*Function { return slices.Clone(s.queueFns) }
+
+// Function returns the api function Start started.
 func (s *Stack) Function() *Function {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -461,7 +567,7 @@ func (s *Stack) ZIMServerOutput() []string {
 // check that Close leaves none behind (see Running).
 func (s *Stack) Processes() []Process {
 	s.mu.Lock()
-	fns := append([]*Function(nil), s.functions...)
+	fns := slices.Clone(s.functions)
 	s.mu.Unlock()
 	var out []Process
 	if s.zim != nil {
@@ -492,6 +598,11 @@ func (s *Stack) Close() error {
 		fns := s.functions
 		s.mu.Unlock()
 		var errs []error
+		if s.stopPoller != nil {
+			s.stopPoller()
+			s.pollers.Wait()
+			errs = append(errs, s.pollerLog.Close())
+		}
 		for i := len(fns) - 1; i >= 0; i-- {
 			errs = append(errs, fns[i].rie.stop(s.cfg.StopGrace))
 		}
@@ -547,4 +658,38 @@ func SecretJSON(appID uint32, serverSecret string) (string, error) {
 		ServerSecret string `json:"ServerSecret"`
 	}{appID, serverSecret})
 	return string(b), err
+}
+
+// Admin is a client of the local ZIM server's admin API: seed conversations,
+// inject faults, and read every request the server saw with its arrival
+// time (Requests). Nil for TargetAWS.
+func (s *Stack) Admin() *zimtest.AdminClient {
+	if s.zimURL == "" {
+		return nil
+	}
+	return zimtest.NewAdminClient(s.zimURL)
+}
+
+// SeedConversations stores n conversations of user in the local ZIM server's
+// app and returns them: one-on-one ones with ConvIds "peer-000001", …, and
+// every fourth a group "#group-000004", ….
+func (s *Stack) SeedConversations(ctx context.Context, user string, n int) ([]zim.Conversation, error) {
+	admin := s.Admin()
+	if admin == nil {
+		return nil, errors.New("devstack: no local ZIM server to seed")
+	}
+	convs := make([]zim.Conversation, n)
+	for i := range convs {
+		convs[i] = zim.Conversation{ConvID: fmt.Sprintf("peer-%06d", i+1), ConvType: zim.ConvTypePeer}
+		if (i+1)%4 == 0 {
+			convs[i] = zim.Conversation{ConvID: fmt.Sprintf("#group-%06d", i+1), ConvType: zim.ConvTypeGroup}
+		}
+	}
+	// In parts, so that a large seed stays well under the admin API's body limit.
+	for start := 0; start < n; start += 10000 {
+		if err := admin.Seed(ctx, s.appID, user, convs[start:min(start+10000, n)]...); err != nil {
+			return nil, fmt.Errorf("devstack: seeding %d conversations of %s: %w", n, user, err)
+		}
+	}
+	return convs, nil
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/zim-deleteconv/zim-deleteconv/internal/devstack"
+	"github.com/zim-deleteconv/zim-deleteconv/internal/testenv"
 )
 
 // The stack is tested with stand-ins for the function and the ZIM server
@@ -31,6 +32,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	testenv.Require(testenv.MotoServer)
 	code := m.Run()
 	if buildDir != "" {
 		os.RemoveAll(buildDir)
@@ -119,7 +121,7 @@ func TestStackRunsFunctionWithContractEnvironment(t *testing.T) {
 		"ZEGO_API_URL":             s.ZIMURL(),
 		"ZEGO_SECRET_ID":           devstack.DefaultSecretName,
 		"AWS_REGION":               "us-east-1",
-		"AWS_LAMBDA_FUNCTION_NAME": devstack.FunctionName,
+		"AWS_LAMBDA_FUNCTION_NAME": devstack.FunctionName + "-api",
 		"LOG_LEVEL":                "debug",
 		"AWS_PROFILE":              "", // the developer's own settings stay out
 		"ZEGO_RATE_LIMIT":          "",
@@ -233,7 +235,7 @@ func TestCloseLeavesNoProcess(t *testing.T) {
 	for _, p := range procs {
 		names = append(names, p.Name)
 	}
-	for _, want := range []string{"zimserver", "moto_server", "function", "second", "echofn"} {
+	for _, want := range []string{"zimserver", "moto_server", "api", "second", "echofn"} {
 		if !slices.Contains(names, want) {
 			t.Errorf("Processes() = %q, want one named %q", names, want)
 		}
@@ -276,7 +278,7 @@ func TestFailedStartStopsWhatItStarted(t *testing.T) {
 	// When the emulator is about to start, the ZIM server and moto_server run:
 	// note them, then make the start fail by cancelling its context.
 	hook := progressHook(func(line string) {
-		if strings.Contains(line, "Emulator") {
+		if strings.Contains(line, "starting the Lambda Runtime Interface Emulator") {
 			seen = descendantsOfTest(t)
 			cancel()
 		}
@@ -296,28 +298,35 @@ func TestFailedStartStopsWhatItStarted(t *testing.T) {
 	}
 }
 
-func TestStartNamesMissingTools(t *testing.T) {
+func TestStartNamesMissingMotoServer(t *testing.T) {
 	root, fn, zim := standIns(t)
-	rie, err := devstack.FindRIE(root)
-	if err != nil {
-		t.Fatalf("these tests need the emulator: %v", err)
-	}
 	seed := filepath.Join(root, "dev", "zim-seed.json")
-
-	t.Setenv("PATH", t.TempDir()) // neither moto_server nor aws-lambda-rie
-	_, err = devstack.Start(t.Context(), devstack.Config{Root: t.TempDir(), Bootstrap: fn, ZIMServer: zim, Seed: seed})
-	if err == nil || !strings.Contains(err.Error(), "make tools") {
-		t.Errorf("Start without the emulator: %v, want an error telling to run `make tools`", err)
-	}
-
-	onlyRIE := t.TempDir()
-	if err := os.Symlink(rie, filepath.Join(onlyRIE, devstack.RIEBinary)); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("PATH", onlyRIE)
-	_, err = devstack.Start(t.Context(), devstack.Config{Root: t.TempDir(), Bootstrap: fn, ZIMServer: zim, Seed: seed})
+	t.Setenv("PATH", t.TempDir())
+	_, err := devstack.Start(t.Context(), devstack.Config{Root: t.TempDir(), Bootstrap: fn, ZIMServer: zim, Seed: seed})
 	if err == nil || !strings.Contains(err.Error(), "moto_server") {
 		t.Errorf("Start without moto_server: %v, want an error naming moto_server", err)
+	}
+}
+
+// A developer's own aws-lambda-rie on PATH must not replace the pinned one.
+func TestStartIgnoresAnEmulatorOnPATH(t *testing.T) {
+	dir := t.TempDir()
+	fake := filepath.Join(dir, devstack.RIEBinary)
+	if err := os.WriteFile(fake, []byte("#!/bin/sh\necho not the pinned emulator >&2\nexit 3\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	root, _, _ := standIns(t)
+	rie, err := devstack.FindRIE(t.Context(), root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rie == fake || filepath.Base(rie) != devstack.RIEBinary {
+		t.Errorf("FindRIE = %s, want the pinned build, not %s", rie, fake)
+	}
+	s := startStandIns(t, devstack.FunctionConfig{})
+	if res, _ := invokeEcho(t, s, `{}`); res.FunctionError {
+		t.Errorf("invocation with a fake emulator on PATH: %s", res.Body)
 	}
 }
 

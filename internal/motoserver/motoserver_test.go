@@ -16,7 +16,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/zim-deleteconv/zim-deleteconv/internal/motoserver"
+	"github.com/zim-deleteconv/zim-deleteconv/internal/testenv"
 )
+
+func TestMain(m *testing.M) {
+	testenv.Require(testenv.MotoServer)
+	os.Exit(m.Run())
+}
 
 func TestStartServesSecretsManager(t *testing.T) {
 	t.Parallel()
@@ -27,6 +33,7 @@ func TestStartServesSecretsManager(t *testing.T) {
 	}
 	wantEnv := []string{
 		"AWS_ENDPOINT_URL_SECRETS_MANAGER=" + srv.URL,
+		"AWS_ENDPOINT_URL_SQS=" + srv.URL,
 		"AWS_REGION=us-east-1",
 		"AWS_ACCESS_KEY_ID=testing",
 		"AWS_SECRET_ACCESS_KEY=testing",
