@@ -17,6 +17,7 @@ import (
 
 	"github.com/zim-deleteconv/zim-deleteconv/internal/motoserver"
 	"github.com/zim-deleteconv/zim-deleteconv/internal/secret"
+	"github.com/zim-deleteconv/zim-deleteconv/internal/testenv"
 )
 
 // One moto_server serves every test that needs no server of its own; each
@@ -28,6 +29,7 @@ var shared struct {
 }
 
 func TestMain(m *testing.M) {
+	testenv.Require(testenv.MotoServer)
 	code := m.Run()
 	if shared.srv != nil {
 		shared.srv.Stop()
