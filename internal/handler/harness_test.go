@@ -93,6 +93,8 @@ type harnessConfig struct {
 	setupErr    error
 	retry       zim.RetryPolicy
 	serverOpts  []zimtest.Option
+	handlerOpts []Option
+	inProcess   bool // serve zimtest without a socket (for testing/synctest)
 }
 
 func withRate(r float64) harnessOpt       { return func(c *harnessConfig) { c.rate = r } }
@@ -112,16 +114,22 @@ func newHarness(t *testing.T, opts ...harnessOpt) *harness {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	srv := zimtest.NewServer(append([]zimtest.Option{zimtest.WithApp(testAppID, testSecret), zimtest.WithRateLimit(0, time.Second)}, cfg.serverOpts...)...)
+	serverOpts := append([]zimtest.Option{zimtest.WithApp(testAppID, testSecret), zimtest.WithRateLimit(0, time.Second)}, cfg.serverOpts...)
+	srv := zimtest.NewUnstartedServer(serverOpts...)
+	baseURL, transport := inProcessZIM(srv)
+	if !cfg.inProcess {
+		srv.Start()
+		baseURL, transport = srv.URL, nil
+	}
 	t.Cleanup(srv.Close)
 	hs := &harness{t: t, srv: srv, creds: &fakeCreds{creds: zim.Credentials{AppID: testAppID, ServerSecret: testSecret}}, logs: &syncBuffer{}, emf: &syncBuffer{}}
 	log := slog.New(slog.NewJSONHandler(hs.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	client, err := zim.New(0, "", zim.WithCredentials(hs.creds), zim.WithBaseURL(srv.URL), zim.WithRateLimit(cfg.rate),
-		zim.WithRetry(cfg.retry), zim.WithLogger(log))
+	client, err := zim.New(0, "", zim.WithCredentials(hs.creds), zim.WithBaseURL(baseURL), zim.WithRateLimit(cfg.rate),
+		zim.WithRetry(cfg.retry), zim.WithLogger(log), transport)
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs.h = New(client, log, outcome.NewMetrics(hs.emf), cfg.callerClaim, cfg.setupErr)
+	hs.h = New(client, log, outcome.NewMetrics(hs.emf), cfg.callerClaim, cfg.setupErr, cfg.handlerOpts...)
 	t.Cleanup(func() { hs.assertNoSecrets() })
 	return hs
 }

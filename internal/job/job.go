@@ -152,8 +152,6 @@ func (e *jobError) Error() string {
 		e.sum.Failed, strings.Join(e.sum.FailedConvIDs, ", "), more, outcome.Describe(e.last), e.sum.Deleted, e.sum.AlreadyDeleted)
 }
 
-func (e *jobError) Unwrap() error { return e.last }
-
 type convKey struct {
 	id string
 	t  zim.ConvType
@@ -230,32 +228,50 @@ func (j *Job) Run(ctx context.Context, p Params) Result {
 		defer t.Stop()
 	}
 
+	// One page at a time: a page's untried conversations are deleted, then
+	// the listing starts again from the top (what is deleted no longer shows,
+	// so older conversations move up); a page with nothing untried (all
+	// failed) moves the cursor on. A run that deletes fewer than a page lists
+	// once.
 	tried := map[convKey]bool{}
-	for !r.stopped() {
+	var next int64
+	for pages := 0; !r.stopped(); {
 		if dispatch.Err() != nil {
 			r.cut = true
 			break
 		}
-		convs, resp, err := j.listVisible(dispatch, r.user)
+		page, err := j.ZIM.QueryConversationList(dispatch, r.user, listPageSize, next)
 		if err != nil {
 			if dispatch.Err() != nil || errors.Is(err, zim.ErrThrottled) {
 				r.cut = true
 			} else {
+				var resp *zim.Response
+				if page != nil {
+					resp = &page.Response
+				}
 				r.listFailed(resp, err)
 			}
 			break
 		}
 		var todo []zim.Conversation
-		for _, c := range convs {
+		for _, c := range page.List {
 			if k := (convKey{c.ConvID, c.ConvType}); !tried[k] {
 				tried[k] = true
 				todo = append(todo, c)
 			}
 		}
-		if len(todo) == 0 {
+		if len(todo) > 0 {
+			j.deleteEach(r, calls, dispatch, todo)
+			next, pages = 0, 0
+			continue
+		}
+		// Past the latest 1000, ZEGO shows nothing; the bound guards against
+		// a cursor that never ends.
+		pages++
+		if page.Next == 0 || page.Next == next || len(page.List) == 0 || pages >= maxVisibleConversations/listPageSize+1 {
 			break
 		}
-		j.deleteEach(r, calls, dispatch, todo)
+		next = page.Next
 	}
 	return r.result()
 }
@@ -398,29 +414,6 @@ func newJobID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
 	return hex.EncodeToString(b[:])
-}
-
-// listVisible pages through QueryConversationList: at most the user's latest
-// 1000 conversations.
-func (j *Job) listVisible(ctx context.Context, user string) ([]zim.Conversation, *zim.Response, error) {
-	var all []zim.Conversation
-	var next int64
-	for len(all) < maxVisibleConversations {
-		page, err := j.ZIM.QueryConversationList(ctx, user, listPageSize, next)
-		if err != nil {
-			var resp *zim.Response
-			if page != nil {
-				resp = &page.Response
-			}
-			return nil, resp, err
-		}
-		all = append(all, page.List...)
-		if page.Next == 0 || page.Next == next || len(page.List) == 0 {
-			break
-		}
-		next = page.Next
-	}
-	return all, nil, nil
 }
 
 // outOfTime reports whether a call ended for lack of time: its context is
