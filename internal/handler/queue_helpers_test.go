@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/zim-deleteconv/zim-deleteconv/internal/job"
 	"github.com/zim-deleteconv/zim-deleteconv/internal/request"
@@ -15,14 +16,26 @@ import (
 )
 
 // inProcessZIM serves srv without a socket, so that a client inside a
-// testing/synctest bubble reaches it on virtual time.
-func inProcessZIM(srv *zimtest.Server) (string, zim.Option) {
-	return "http://127.0.0.1:1/zim/", zim.WithHTTPClient(&http.Client{Transport: inProcessTransport{srv}})
+// testing/synctest bubble reaches it on virtual time; every call takes latency.
+func inProcessZIM(srv *zimtest.Server, latency time.Duration) (string, zim.Option) {
+	return "http://127.0.0.1:1/zim/", zim.WithHTTPClient(&http.Client{Transport: inProcessTransport{srv, latency}})
 }
 
-type inProcessTransport struct{ h http.Handler }
+type inProcessTransport struct {
+	h       http.Handler
+	latency time.Duration
+}
 
 func (t inProcessTransport) RoundTrip(req *http.Request) (resp *http.Response, err error) {
+	if t.latency > 0 {
+		timer := time.NewTimer(t.latency)
+		select {
+		case <-timer.C:
+		case <-req.Context().Done():
+			timer.Stop()
+			return nil, req.Context().Err()
+		}
+	}
 	defer func() {
 		if p := recover(); p != nil { // zimtest drops a connection by aborting its handler
 			resp, err = nil, fmt.Errorf("connection dropped: %v", p)
@@ -36,6 +49,9 @@ func (t inProcessTransport) RoundTrip(req *http.Request) (resp *http.Response, e
 // inProcess serves the harness's zimtest without a socket; build the harness
 // inside the synctest bubble.
 func inProcess() harnessOpt { return func(c *harnessConfig) { c.inProcess = true } }
+
+// withLatency makes every in-process call take d.
+func withLatency(d time.Duration) harnessOpt { return func(c *harnessConfig) { c.latency = d } }
 
 // withQueue wires a job queue: s receives the continuations, url is ZEGO_JOB_QUEUE_URL.
 func withQueue(s job.Sender, url string) harnessOpt {
