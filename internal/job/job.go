@@ -44,7 +44,8 @@ const maxVisibleConversations = 1000
 // Limits of one run.
 const (
 	// maxFailuresWithoutProgress ends a run in which every conversation
-	// fails (a stuck job) after this many, instead of trying all 1000 visible.
+	// fails (a stuck job) after this many failed calls, instead of trying all
+	// 1000 visible.
 	maxFailuresWithoutProgress = 100
 	// maxFailedConvIDs bounds the ConvIds a summary (and so a log line or an
 	// answer) names; Failed still counts them all.
@@ -171,6 +172,7 @@ type run struct {
 	deleted     int
 	already     int
 	failed      int
+	failedCalls int // failures that cost a call to ZEGO
 	failedIDs   []string
 	lastErr     error
 	lastOutcome outcome.Outcome
@@ -332,7 +334,11 @@ func (r *run) done(ctx context.Context, c zim.Conversation, o outcome.Outcome, r
 		r.fail(c, o, err)
 	default:
 		r.fail(c, o, err)
-		if !r.progress() && r.failed >= maxFailuresWithoutProgress {
+		var local *zim.ValidationError
+		if !errors.As(err, &local) { // refused before sending, it cost no call
+			r.failedCalls++
+		}
+		if !r.progress() && r.failedCalls >= maxFailuresWithoutProgress {
 			r.gaveUp = true
 			r.stopDispatch()
 		}
