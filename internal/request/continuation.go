@@ -14,9 +14,9 @@ import (
 // share and shortest timeout still let 100,000 conversations finish within it.
 const MaxRounds = 10000
 
-// MaxCount bounds the counts a continuation carries: far above any real job
+// maxCount bounds the counts a continuation carries: far above any real job
 // (MaxRounds × 20/s × 900 s is 1.8·10^8), low enough for every integer type.
-const MaxCount = 1_000_000_000
+const maxCount = 1_000_000_000
 
 // maxClockSkew is how far in the future a continuation's StartedAt may be: the
 // instance that wrote it may have a clock a little ahead of this one's.
@@ -101,8 +101,8 @@ func parseContinuation(raw json.RawMessage, now time.Time) (Continuation, error)
 		min, max int
 	}{
 		{contRound, &c.Round, 2, MaxRounds},
-		{contDeleted, &c.Deleted, 0, MaxCount},
-		{contAlready, &c.AlreadyDeleted, 0, MaxCount},
+		{contDeleted, &c.Deleted, 0, maxCount},
+		{contAlready, &c.AlreadyDeleted, 0, maxCount},
 	}
 	for _, f := range ints {
 		v, err := get(f.key)

@@ -102,8 +102,8 @@ func FuzzParseRequest(f *testing.F) {
 				t.Fatalf("accepted an invalid FromUserId %q", req.FromUserID)
 			}
 			if c := req.Continuation; c != nil {
-				if !isJobID(c.JobID) || c.Round < 2 || c.Round > MaxRounds || c.Deleted < 0 || c.Deleted > MaxCount ||
-					c.AlreadyDeleted < 0 || c.AlreadyDeleted > MaxCount || c.StartedAt.Location() != time.UTC {
+				if !isJobID(c.JobID) || c.Round < 2 || c.Round > MaxRounds || c.Deleted < 0 || c.Deleted > maxCount ||
+					c.AlreadyDeleted < 0 || c.AlreadyDeleted > maxCount || c.StartedAt.Location() != time.UTC {
 					t.Fatalf("accepted an invalid continuation %+v", c)
 				}
 				// What the function would write for it reads back the same.
