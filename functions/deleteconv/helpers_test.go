@@ -48,6 +48,12 @@ func sqsEvent(t *testing.T, recs ...sqsRecord) []byte {
 	return mustJSON(t, ev)
 }
 
+// sqsEventFrom is one record of the queue arn.
+func sqsEventFrom(t *testing.T, arn, id, body string) []byte {
+	return mustJSON(t, events.SQSEvent{Records: []events.SQSMessage{{MessageId: id, Body: body, EventSource: "aws:sqs",
+		EventSourceARN: arn, AWSRegion: "us-east-1"}}})
+}
+
 type httpEvent struct{ method, path, body string }
 
 func httpAPIEvent(t *testing.T, e httpEvent) []byte {

@@ -15,9 +15,11 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/zim-deleteconv/zim-deleteconv/internal/config"
 	"github.com/zim-deleteconv/zim-deleteconv/internal/handler"
+	"github.com/zim-deleteconv/zim-deleteconv/internal/job"
 	"github.com/zim-deleteconv/zim-deleteconv/internal/outcome"
 	"github.com/zim-deleteconv/zim-deleteconv/internal/secret"
 	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim"
@@ -61,7 +63,9 @@ func build(ctx context.Context, cfg config.Config, cfgErr error, log *slog.Logge
 		return handler.New(nil, log, metrics, cfg.CallerClaim, &config.Error{Variable: "ZEGO_API_URL", Rule: "is invalid: " + err.Error()})
 	}
 	warmUp(ctx, cache, client, initWarmUp)
-	return handler.New(client, log, metrics, cfg.CallerClaim, nil)
+	// Jobs go on through SQS: the same AWS settings (AWS_ENDPOINT_URL_SQS for a local SQS).
+	sender := job.NewSQSSender(sqs.NewFromConfig(awsCfg))
+	return handler.New(client, log, metrics, cfg.CallerClaim, nil, handler.WithJobQueue(sender, cfg.JobQueueURL))
 }
 
 // initWarmUp bounds how long init waits for the secret and the connection to

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -28,6 +30,7 @@ type Config struct {
 	SecretTTL   time.Duration // ZEGO_SECRET_TTL
 	LogLevel    slog.Level    // LOG_LEVEL
 	CallerClaim string        // ZEGO_CALLER_CLAIM; empty = JWT mode off
+	JobQueueURL string        // ZEGO_JOB_QUEUE_URL; empty = jobs over HTTP and direct invoke are not handed off
 }
 
 // Error is a setting that is missing or malformed.
@@ -98,5 +101,51 @@ func Load(getenv func(string) string) (Config, error) {
 		}
 	}
 	c.CallerClaim = strings.TrimSpace(getenv("ZEGO_CALLER_CLAIM"))
+	if v := strings.TrimSpace(getenv("ZEGO_JOB_QUEUE_URL")); v != "" {
+		if rule := queueURLProblem(v); rule != "" {
+			bad("ZEGO_JOB_QUEUE_URL", "must be an SQS queue URL such as https://sqs.us-east-1.amazonaws.com/123456789012/zim-deleteconv: "+rule)
+		} else {
+			c.JobQueueURL = v
+		}
+	}
 	return c, errors.Join(errs...)
+}
+
+// queueURLProblem says what is wrong with an SQS queue URL, or "" if nothing:
+// https (http only to a loopback host, a local SQS such as moto), a host, and
+// the path /<12-digit account>/<queue name>. The value is not echoed: it names
+// an account.
+func queueURLProblem(raw string) string {
+	if strings.ContainsAny(raw, "?#") {
+		return "it has a query or fragment"
+	}
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil || !u.IsAbs() || u.Opaque != "" || u.Host == "":
+		return "it is not an absolute URL with a host (a queue name or ARN is not its URL)"
+	case u.User != nil:
+		return "it has user info"
+	case u.Scheme == "http" && !isLoopback(u.Hostname()):
+		return "it must use https (http only for a loopback host)"
+	case u.Scheme != "https" && u.Scheme != "http":
+		return "it must use https"
+	}
+	account, name, ok := strings.Cut(strings.TrimPrefix(u.Path, "/"), "/")
+	if !ok || len(account) != 12 || strings.Trim(account, "0123456789") != "" {
+		return "its path must be /<12-digit account id>/<queue name>"
+	}
+	base := strings.TrimSuffix(name, ".fifo")
+	if len(name) > 80 || base == "" || strings.Trim(base, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") != "" {
+		return "its queue name must be 1 to 80 letters, digits, hyphens or underscores (a FIFO queue's ending in .fifo)"
+	}
+	return ""
+}
+
+// isLoopback reports whether host is "localhost" or an address in 127.0.0.0/8 or ::1.
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

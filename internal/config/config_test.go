@@ -61,6 +61,18 @@ func TestLoadErrorsNameTheVariable(t *testing.T) {
 		{"ttl not a duration", "ZEGO_SECRET_TTL", "5", "must be a Go duration"},
 		{"ttl negative", "ZEGO_SECRET_TTL", "-1m", "must be positive"},
 		{"log level", "LOG_LEVEL", "verbose", "must be one of debug, info, warn, error"},
+		{"queue name, not its URL", "ZEGO_JOB_QUEUE_URL", "zim-deleteconv", "not an absolute URL"},
+		{"queue ARN, not its URL", "ZEGO_JOB_QUEUE_URL", "arn:aws:sqs:us-east-1:123456789012:zim-deleteconv", "not an absolute URL"},
+		{"queue over plain http", "ZEGO_JOB_QUEUE_URL", "http://sqs.us-east-1.amazonaws.com/123456789012/q", "https"},
+		{"queue other scheme", "ZEGO_JOB_QUEUE_URL", "ftp://sqs.us-east-1.amazonaws.com/123456789012/q", "https"},
+		{"queue without account", "ZEGO_JOB_QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/q", "12-digit account"},
+		{"queue short account", "ZEGO_JOB_QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/12345/q", "12-digit account"},
+		{"queue extra path", "ZEGO_JOB_QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/123456789012/q/x", "queue name"},
+		{"queue bad name", "ZEGO_JOB_QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/123456789012/a.b", "queue name"},
+		{"queue name too long", "ZEGO_JOB_QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/123456789012/" + strings.Repeat("q", 81), "queue name"},
+		{"queue only .fifo", "ZEGO_JOB_QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/123456789012/.fifo", "queue name"},
+		{"queue with query", "ZEGO_JOB_QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/123456789012/q?x=1", "query"},
+		{"queue with user info", "ZEGO_JOB_QUEUE_URL", "https://u:p@sqs.us-east-1.amazonaws.com/123456789012/q", "user info"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -86,6 +98,25 @@ func TestLoadReportsEveryProblem(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), v) {
 			t.Fatalf("err = %v, want it to name %s", err, v)
 		}
+	}
+}
+
+func TestLoadJobQueueURL(t *testing.T) {
+	t.Parallel()
+	for _, v := range []string{
+		"https://sqs.us-east-1.amazonaws.com/123456789012/zim-deleteconv",
+		"https://sqs.eu-central-1.amazonaws.com/123456789012/zim-deleteconv.fifo",
+		"https://sqs.cn-north-1.amazonaws.com.cn/123456789012/q_1",
+		"http://127.0.0.1:40123/123456789012/zim-deleteconv", // moto
+		"http://localhost:5000/123456789012/" + strings.Repeat("q", 75) + ".fifo",
+	} {
+		c, err := Load(env(map[string]string{"ZEGO_SECRET_ID": "s", "ZEGO_JOB_QUEUE_URL": " " + v + " "}))
+		if err != nil || c.JobQueueURL != v {
+			t.Errorf("%s: got %q, %v", v, c.JobQueueURL, err)
+		}
+	}
+	if c, err := Load(env(map[string]string{"ZEGO_SECRET_ID": "s"})); err != nil || c.JobQueueURL != "" {
+		t.Errorf("unset: got %q, %v; want off", c.JobQueueURL, err)
 	}
 }
 

@@ -197,6 +197,10 @@ func (inv *invocation) httpResult(res result) httpResponse {
 		case res.outcome == outcome.Timeout:
 			// The job made progress and stopped at the deadline: accepted, not done.
 			return jsonResponse(http.StatusAccepted, res.job)
+		case res.outcome == outcome.UpstreamError:
+			// A partial failure: the job's own body says which conversations
+			// failed. It holds counts and ConvIds only, never a message text.
+			return jsonResponse(status, res.job)
 		}
 	}
 	if res.outcome.Success() {

@@ -12,6 +12,7 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda/messages"
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
@@ -41,11 +42,29 @@ type Handler struct {
 	// the zim client decides the pace.
 	jobWorkers int
 	sqsWorkers int
+	// sender continues unfinished jobs through a queue: the SQS record's own,
+	// or queueURL (ZEGO_JOB_QUEUE_URL) for HTTP and direct invoke.
+	sender   job.Sender
+	queueURL string
+}
+
+// Option configures a Handler.
+type Option func(*Handler)
+
+// WithJobQueue lets AllConversations jobs that one invocation cannot finish
+// go on through SQS: an SQS record's job to the queue it came from, an HTTP
+// or direct invocation's to queueURL (empty: those answer "Complete": false).
+func WithJobQueue(s job.Sender, queueURL string) Option {
+	return func(h *Handler) { h.sender, h.queueURL = s, queueURL }
 }
 
 // New builds a Handler. setupErr (a configuration error) may be nil.
-func New(z ZIM, log *slog.Logger, metrics *outcome.Metrics, callerClaim string, setupErr error) *Handler {
-	return &Handler{zim: z, log: log, metrics: metrics, callerClaim: callerClaim, setupErr: setupErr, jobWorkers: 4, sqsWorkers: 10}
+func New(z ZIM, log *slog.Logger, metrics *outcome.Metrics, callerClaim string, setupErr error, opts ...Option) *Handler {
+	h := &Handler{zim: z, log: log, metrics: metrics, callerClaim: callerClaim, setupErr: setupErr, jobWorkers: 4, sqsWorkers: 10}
+	for _, o := range opts {
+		o(h)
+	}
+	return h
 }
 
 // Invoke implements lambda.Handler: it detects the trigger from the raw event,
@@ -85,13 +104,14 @@ func (h *Handler) Invoke(ctx context.Context, payload []byte) (out []byte, err e
 
 // workContext is ctx with a deadline a little before Lambda's, so the handler
 // still has time to answer (and report unfinished SQS records) when work is
-// cut short.
+// cut short. Calls cut short return at once, so 1% of the timeout (100 ms to
+// 250 ms) is enough, and a job keeps most of the invocation for its work.
 func workContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	deadline, ok := ctx.Deadline()
 	if !ok {
 		return context.WithCancel(ctx)
 	}
-	reserve := min(max(time.Until(deadline)/10, 100*time.Millisecond), time.Second)
+	reserve := min(max(time.Until(deadline)/100, 100*time.Millisecond), 250*time.Millisecond)
 	return context.WithDeadline(ctx, deadline.Add(-reserve))
 }
 
@@ -110,9 +130,15 @@ type result struct {
 	job     *job.Summary // AllConversations requests only
 }
 
-// process performs one valid request. It runs on worker goroutines too,
+// process performs one valid request of an HTTP or direct invocation.
+func (inv *invocation) process(ctx context.Context, req request.Request) result {
+	return inv.processFrom(ctx, req, nil)
+}
+
+// processFrom performs one valid request; rec is the SQS record it came in,
+// nil for HTTP and direct invocations. It runs on worker goroutines too,
 // where a panic would end the process: it is recovered here as well.
-func (inv *invocation) process(ctx context.Context, req request.Request) (r result) {
+func (inv *invocation) processFrom(ctx context.Context, req request.Request, rec *events.SQSMessage) (r result) {
 	defer func() {
 		if p := recover(); p != nil {
 			r = result{outcome: outcome.InternalError, err: inv.panicked(p)}
@@ -122,24 +148,10 @@ func (inv *invocation) process(ctx context.Context, req request.Request) (r resu
 		return result{outcome: outcome.ConfigurationError, err: err}
 	}
 	if req.All {
-		return inv.deleteAll(ctx, req.FromUserID)
+		return inv.deleteAll(ctx, req, rec)
 	}
 	resp, err := inv.h.zim.DeleteConversation(ctx, req.Delete)
 	return result{outcome: outcome.Classify(ctx, err), resp: resp, err: err}
-}
-
-// deleteAll runs an AllConversations job through the handler's client.
-func (inv *invocation) deleteAll(ctx context.Context, user string) result {
-	j := job.Job{ZIM: inv.h.zim, Workers: inv.h.jobWorkers, Recovered: inv.panicked, NotDeleted: inv.notDeleted}
-	r := j.Run(ctx, user)
-	return result{outcome: r.Outcome, resp: r.Resp, err: r.Err, job: r.Summary}
-}
-
-// notDeleted logs, at debug level, one conversation a job could not delete;
-// the job's summary names it too.
-func (inv *invocation) notDeleted(user string, c zim.Conversation, o outcome.Outcome, err error) {
-	inv.h.log.Debug("conversation not deleted", "requestId", inv.requestID, "fromUserId", user,
-		"convId", c.ConvID, "convType", int(c.ConvType), "outcome", o, "error", outcome.Describe(err))
 }
 
 // panicked logs a recovered panic with its stack and returns the error the
@@ -175,7 +187,7 @@ func (inv *invocation) record(trigger, messageID string, req request.Request, r 
 			slog.Float64("latencyMs", outcome.Millis(r.resp.Latency)))
 	}
 	if r.job != nil {
-		attrs = append(attrs, slog.Any("job", r.job))
+		attrs = append(attrs, slog.String("jobId", r.job.JobID), slog.Int("round", r.job.Round), slog.Any("job", r.job))
 	}
 	if r.err != nil {
 		attrs = append(attrs, slog.String("error", outcome.Describe(r.err)))
@@ -189,7 +201,9 @@ func (inv *invocation) record(trigger, messageID string, req request.Request, r 
 		level = slog.LevelWarn
 	}
 	inv.h.log.LogAttrs(context.Background(), level, "request outcome", attrs...)
-	inv.count(r.outcome, r.resp)
+	if r.job == nil { // a job counts its conversations one by one
+		inv.count(r.outcome, r.resp)
+	}
 }
 
 func (inv *invocation) count(o outcome.Outcome, resp *zim.Response) { inv.counts.Add(o, resp) }

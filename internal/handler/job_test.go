@@ -144,9 +144,12 @@ func TestDeleteAllDeadlineThenRedeliveryFinishes(t *testing.T) {
 	if first == 0 || first == 100 {
 		t.Fatalf("first delivery deleted %d, want some but not all", first)
 	}
+	// A call the deadline cut in flight may have deleted at ZEGO without the
+	// function seeing the answer: the count may miss those (at most one per worker).
 	lines := hs.outcomeLines()
-	if job := lines[0]["job"].(map[string]any); job["Complete"] != false || job["Deleted"] != float64(first) {
-		t.Errorf("job log %v, want Complete false and Deleted %d", job, first)
+	if job := lines[0]["job"].(map[string]any); job["Complete"] != false ||
+		job["Deleted"].(float64) > float64(first) || job["Deleted"].(float64) < float64(first-hs.h.jobWorkers) {
+		t.Errorf("job log %v, want Complete false and Deleted %d (or up to %d fewer)", job, first, hs.h.jobWorkers)
 	}
 
 	s := directJob(t, hs, 30*time.Second)

@@ -105,7 +105,7 @@ func (inv *invocation) processBatch(hard, work context.Context, records []events
 					groupFailed = true
 					continue
 				}
-				r := inv.process(work, req)
+				r := inv.processFrom(work, req, &records[i])
 				<-sem
 				finish(i, req, r)
 				groupFailed = groupFailed || !r.outcome.Success()

@@ -63,11 +63,18 @@ type emfMeta struct {
 type emfLine struct {
 	AWS         emfMeta   `json:"_aws"`
 	Outcome     Outcome   `json:"Outcome"`
-	Requests    int       `json:"Requests"`
+	Requests    int       `json:"Requests,omitempty"`
 	ZegoLatency []float64 `json:"ZegoLatency,omitempty"`
 }
 
-// Flush writes c's lines, outcomes in name order.
+// maxEMFValues is how many values CloudWatch takes in one metric's array; a
+// line with more is not extracted at all. A job deletes hundreds of
+// conversations in one invocation, so its latencies span several lines.
+const maxEMFValues = 100
+
+// Flush writes c's lines, outcomes in name order: per outcome, one line with
+// the request count and up to maxEMFValues latencies, then lines with the
+// rest of the latencies.
 func (m *Metrics) Flush(c *Counts) {
 	if m == nil {
 		return
@@ -78,19 +85,27 @@ func (m *Metrics) Flush(c *Counts) {
 		outcomes = append(outcomes, o)
 	}
 	sort.Slice(outcomes, func(i, j int) bool { return outcomes[i] < outcomes[j] })
-	lines := make([][]byte, 0, len(outcomes))
+	var lines [][]byte
 	ts := m.now().UnixMilli()
 	for _, o := range outcomes {
-		l := emfLine{Outcome: o, Requests: c.count[o], ZegoLatency: c.latencyMs[o]}
-		metrics := []emfMetric{{Name: "Requests", Unit: "Count"}}
-		if len(l.ZegoLatency) > 0 {
-			metrics = append(metrics, emfMetric{Name: "ZegoLatency", Unit: "Milliseconds"})
+		lat := c.latencyMs[o]
+		for first := true; first || len(lat) > 0; first = false {
+			l := emfLine{Outcome: o, ZegoLatency: lat[:min(len(lat), maxEMFValues)]}
+			lat = lat[len(l.ZegoLatency):]
+			var metrics []emfMetric
+			if first {
+				l.Requests = c.count[o]
+				metrics = append(metrics, emfMetric{Name: "Requests", Unit: "Count"})
+			}
+			if len(l.ZegoLatency) > 0 {
+				metrics = append(metrics, emfMetric{Name: "ZegoLatency", Unit: "Milliseconds"})
+			}
+			l.AWS = emfMeta{Timestamp: ts, CloudWatchMetrics: []emfDirective{{
+				Namespace: MetricsNamespace, Dimensions: [][]string{{"Outcome"}}, Metrics: metrics,
+			}}}
+			b, _ := json.Marshal(l) // plain values: cannot fail
+			lines = append(lines, append(b, '\n'))
 		}
-		l.AWS = emfMeta{Timestamp: ts, CloudWatchMetrics: []emfDirective{{
-			Namespace: MetricsNamespace, Dimensions: [][]string{{"Outcome"}}, Metrics: metrics,
-		}}}
-		b, _ := json.Marshal(l) // plain values: cannot fail
-		lines = append(lines, append(b, '\n'))
 	}
 	c.count, c.latencyMs = nil, nil
 	c.mu.Unlock()

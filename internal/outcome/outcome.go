@@ -32,10 +32,14 @@ const (
 	Skipped Outcome = "skipped"
 	// InternalError is a bug in the function (a recovered panic).
 	InternalError Outcome = "internal_error"
+	// Accepted is an AllConversations job handed to the queue to finish.
+	Accepted Outcome = "accepted"
 )
 
-// Success reports whether the outcome counts as done (deletion is idempotent).
-func (o Outcome) Success() bool { return o == Deleted || o == AlreadyDeleted }
+// Success reports whether the outcome needs nothing more from the caller: the
+// conversation is gone (deletion is idempotent), or the job goes on through
+// the queue.
+func (o Outcome) Success() bool { return o == Deleted || o == AlreadyDeleted || o == Accepted }
 
 // ErrorType is the Lambda errorType (and the API error code) of a failed outcome.
 func (o Outcome) ErrorType() string {
@@ -63,6 +67,8 @@ func (o Outcome) HTTPStatus() int {
 	switch o {
 	case Deleted, AlreadyDeleted:
 		return http.StatusOK
+	case Accepted:
+		return http.StatusAccepted
 	case InvalidRequest:
 		return http.StatusBadRequest
 	case Forbidden:

@@ -8,7 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
+	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim"
@@ -19,14 +22,17 @@ import (
 //	{"FromUserId": "<id>", "ConvId": "<id>", "ConvType": 0|2}  delete one conversation
 //	{"FromUserId": "<id>", "AllConversations": true}           delete all of FromUserId's conversations
 //
-// Unknown fields, a missing field, a wrong JSON type, a repeated field, trailing
-// data, or mixing the two forms are invalid.
+// The second form may also carry a Continuation (written by the function on a
+// job's later rounds). Unknown fields, a missing field, a wrong JSON type, a
+// repeated field, trailing data, or mixing the two forms are invalid.
 type Request struct {
 	FromUserID string
 	// All is the second form: every conversation of FromUserID.
 	All bool
 	// Delete is the first form (FromUserID repeated inside).
 	Delete zim.DeleteConvRequest
+	// Continuation is set on a job's later rounds only (see Continuation).
+	Continuation *Continuation
 }
 
 const (
@@ -34,47 +40,17 @@ const (
 	fieldConvID     = "ConvId"
 	fieldConvType   = "ConvType"
 	fieldAll        = "AllConversations"
+	fieldCont       = "Continuation"
 )
 
 // Parse decodes and validates a request object. Its errors are
 // *zim.ValidationError naming the field and the rule.
 func Parse(data []byte) (Request, error) {
 	var req Request
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	tok, err := dec.Token()
+	fields, err := object(data, "", "request", []string{fieldFromUserID, fieldConvID, fieldConvType, fieldAll, fieldCont},
+		"is not a known field (expected FromUserId, ConvId, ConvType, or FromUserId with AllConversations)")
 	if err != nil {
-		return req, invalid("", "request must be a JSON object: "+JSONProblem(err))
-	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		return req, invalid("", "request must be a JSON object")
-	}
-	fields := map[string]json.RawMessage{}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return req, invalid("", "request is not valid JSON: "+JSONProblem(err))
-		}
-		key := tok.(string) // inside an object, the decoder only yields string keys here
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			return req, invalid(key, "is not valid JSON: "+JSONProblem(err))
-		}
-		switch key {
-		case fieldFromUserID, fieldConvID, fieldConvType, fieldAll:
-		default:
-			return req, invalid(key, "is not a known field (expected FromUserId, ConvId, ConvType, or FromUserId with AllConversations)")
-		}
-		if _, dup := fields[key]; dup {
-			return req, invalid(key, "must appear only once")
-		}
-		fields[key] = raw
-	}
-	if _, err := dec.Token(); err != nil { // the closing brace
-		return req, invalid("", "request is not valid JSON: "+JSONProblem(err))
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return req, invalid("", "request must be a single JSON object with nothing after it")
+		return req, err
 	}
 
 	raw, ok := fields[fieldFromUserID]
@@ -102,7 +78,17 @@ func Parse(data []byte) (Request, error) {
 			return req, invalid(fieldAll, "must be true (to delete one conversation, give ConvId and ConvType instead)")
 		}
 		req.All = true
+		if rawCont, ok := fields[fieldCont]; ok {
+			c, err := parseContinuation(rawCont, time.Now())
+			if err != nil {
+				return req, err
+			}
+			req.Continuation = &c
+		}
 		return req, nil
+	}
+	if _, ok := fields[fieldCont]; ok {
+		return req, invalid(fieldCont, "is only valid with AllConversations (the function writes it when it continues a job)")
 	}
 
 	raw, ok = fields[fieldConvID]
@@ -128,6 +114,49 @@ func Parse(data []byte) (Request, error) {
 	}
 	req.Delete = zim.DeleteConvRequest{FromUserID: req.FromUserID, ConvID: convID, ConvType: zim.ConvType(ct)}
 	return req, req.Delete.Validate()
+}
+
+// object decodes data as one JSON object with no repeated and no unknown
+// keys (known lists them; unknown is the rule for any other) and nothing after
+// it. prefix ("Continuation.") names a nested object's fields in errors; what
+// is the object's name in errors about its shape.
+func object(data []byte, prefix, what string, known []string, unknown string) (map[string]json.RawMessage, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	whole := strings.TrimSuffix(prefix, ".")
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, invalid(whole, what+" must be a JSON object: "+JSONProblem(err))
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return nil, invalid(whole, what+" must be a JSON object")
+	}
+	fields := map[string]json.RawMessage{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, invalid(whole, what+" is not valid JSON: "+JSONProblem(err))
+		}
+		key := tok.(string) // inside an object, the decoder only yields string keys here
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return nil, invalid(prefix+key, "is not valid JSON: "+JSONProblem(err))
+		}
+		if !slices.Contains(known, key) {
+			return nil, invalid(prefix+key, unknown)
+		}
+		if _, dup := fields[key]; dup {
+			return nil, invalid(prefix+key, "must appear only once")
+		}
+		fields[key] = raw
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return nil, invalid(whole, what+" is not valid JSON: "+JSONProblem(err))
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, invalid(whole, what+" must be a single JSON object with nothing after it")
+	}
+	return fields, nil
 }
 
 func stringField(field string, raw json.RawMessage) (string, error) {

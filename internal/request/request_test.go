@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/zim-deleteconv/zim-deleteconv/internal/outcome"
 	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim"
@@ -82,6 +83,8 @@ func FuzzParseRequest(f *testing.F) {
 		`{"FromUserId":"a","ConvId":"b","ConvType":2.5e3}`,
 		`{"FromUserId":"\u0000","ConvId":"b","ConvType":0}`,
 		`[1,2,3]`, `null`, `{"a":{"b":[`,
+		`{"FromUserId":"erin","AllConversations":true,"Continuation":{"JobId":"0123456789abcdef0123456789abcdef","Round":2,"Deleted":180,"AlreadyDeleted":3,"StartedAt":"2026-01-02T15:04:05Z"}}`,
+		`{"FromUserId":"erin","AllConversations":true,"Continuation":{"JobId":"0123456789abcdef0123456789abcdef","Round":1e1,"Deleted":-0,"AlreadyDeleted":0,"StartedAt":"2026-01-02T15:04:05.999999999Z"}}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -98,7 +101,21 @@ func FuzzParseRequest(f *testing.F) {
 			if zim.ValidateID("FromUserId", req.FromUserID) != nil {
 				t.Fatalf("accepted an invalid FromUserId %q", req.FromUserID)
 			}
+			if c := req.Continuation; c != nil {
+				if !isJobID(c.JobID) || c.Round < 2 || c.Round > MaxRounds || c.Deleted < 0 || c.Deleted > maxCount ||
+					c.AlreadyDeleted < 0 || c.AlreadyDeleted > maxCount || c.StartedAt.Location() != time.UTC {
+					t.Fatalf("accepted an invalid continuation %+v", c)
+				}
+				// What the function would write for it reads back the same.
+				again, err := Parse(ContinuationBody(req.FromUserID, *c))
+				if err != nil || again.Continuation == nil || *again.Continuation != *c {
+					t.Fatalf("continuation %+v does not round-trip: %+v, %v", c, again.Continuation, err)
+				}
+			}
 			return
+		}
+		if req.Continuation != nil {
+			t.Fatalf("accepted a Continuation without AllConversations: %+v", req)
 		}
 		if err := req.Delete.Validate(); err != nil {
 			t.Fatalf("accepted an invalid request %+v: %v", req, err)
