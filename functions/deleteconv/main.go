@@ -65,7 +65,7 @@ func build(ctx context.Context, cfg config.Config, cfgErr error, log *slog.Logge
 	warmUp(ctx, cache, client, initWarmUp)
 	// Jobs go on through SQS: the same AWS settings (AWS_ENDPOINT_URL_SQS for a local SQS).
 	sender := job.NewSQSSender(sqs.NewFromConfig(awsCfg))
-	return handler.New(client, log, metrics, cfg.CallerClaim, nil, handler.WithJobQueue(sender, cfg.JobQueueURL))
+	return handler.New(client, log, metrics, cfg.CallerClaim, nil, handler.WithJobQueue(sender, cfg.JobQueueURL), handler.WithStaleCount(cache.StaleServed))
 }
 
 // initWarmUp bounds how long init waits for the secret and the connection to

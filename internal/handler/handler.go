@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -46,6 +47,10 @@ type Handler struct {
 	// or queueURL (ZEGO_JOB_QUEUE_URL) for HTTP and direct invoke.
 	sender   job.Sender
 	queueURL string
+	// staleServed is the secret cache's running count of calls answered with
+	// credentials past their TTL; staleSeen is how many were already reported.
+	staleServed func() int
+	staleSeen   atomic.Int64
 }
 
 // Option configures a Handler.
@@ -56,6 +61,12 @@ type Option func(*Handler)
 // or direct invocation's to queueURL (empty: those answer "Complete": false).
 func WithJobQueue(s job.Sender, queueURL string) Option {
 	return func(h *Handler) { h.sender, h.queueURL = s, queueURL }
+}
+
+// WithStaleCount reports, as an EMF count per invocation, how often the
+// secret cache served credentials past their TTL (served is its running total).
+func WithStaleCount(served func() int) Option {
+	return func(h *Handler) { h.staleServed = served }
 }
 
 // New builds a Handler. setupErr (a configuration error) may be nil.
@@ -81,6 +92,7 @@ func (h *Handler) Invoke(ctx context.Context, payload []byte) (out []byte, err e
 			out, err = nil, invokeError(outcome.InternalError, outcome.Describe(inv.panicked(p)))
 		}
 		h.metrics.Flush(&inv.counts)
+		h.flushStale()
 	}()
 	work, cancel := workContext(ctx)
 	defer cancel()
@@ -99,6 +111,18 @@ func (h *Handler) Invoke(ctx context.Context, payload []byte) (out []byte, err e
 		h.log.Warn("unsupported event", "requestId", inv.requestID, "outcome", outcome.InvalidRequest)
 		inv.count(outcome.InvalidRequest, nil)
 		return nil, invokeError(outcome.InvalidRequest, msg)
+	}
+}
+
+// flushStale writes how many calls were served with stale credentials since
+// the last invocation that reported them.
+func (h *Handler) flushStale() {
+	if h.staleServed == nil {
+		return
+	}
+	total := int64(h.staleServed())
+	if seen := h.staleSeen.Swap(total); total > seen {
+		h.metrics.FlushStale(int(total - seen))
 	}
 }
 

@@ -119,3 +119,27 @@ func (m *Metrics) Flush(c *Counts) {
 
 // Millis is d in milliseconds, to the microsecond, as the logs and metrics report latencies.
 func Millis(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// StaleSecretMetric counts calls answered with cached credentials past their
+// TTL because Secrets Manager could not be reached (the secret cache's grace).
+const StaleSecretMetric = "StaleSecretServed"
+
+type emfCountLine struct {
+	AWS   emfMeta `json:"_aws"`
+	Count int     `json:"StaleSecretServed"`
+}
+
+// FlushStale writes one line counting n calls served with stale credentials;
+// nothing when n is 0, so a healthy function writes no such line.
+func (m *Metrics) FlushStale(n int) {
+	if m == nil || n <= 0 {
+		return
+	}
+	l := emfCountLine{Count: n, AWS: emfMeta{Timestamp: m.now().UnixMilli(), CloudWatchMetrics: []emfDirective{{
+		Namespace: MetricsNamespace, Dimensions: [][]string{{}}, Metrics: []emfMetric{{Name: StaleSecretMetric, Unit: "Count"}},
+	}}}}
+	b, _ := json.Marshal(l) // plain values: cannot fail
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, _ = m.w.Write(append(b, '\n'))
+}
