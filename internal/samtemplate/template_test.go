@@ -26,12 +26,13 @@ const zegoBudget = 20.0
 
 // The job's bounds: a job stops after maxRounds rounds (the job's cap), and the template must let it finish bigJob
 // conversations at the slowest queue instance it accepts. Each round lists what ZEGO shows (the latest 1000
-// conversations, pages of 500) through the same limiter and stops roundReserve seconds before the deadline (the
-// handler's reserve).
+// conversations, pages of 500) through the same limiter, which spaces requests at rateHeadroom of the rate
+// (pkg/zim), and stops roundReserve seconds before the deadline (the handler's reserve).
 const (
 	maxRounds         = 10000
 	bigJob            = 100000
 	listCallsPerRound = 2
+	rateHeadroom      = 0.97
 	roundReserve      = 1.0
 )
 
@@ -483,7 +484,7 @@ func TestRateBudget(t *testing.T) {
 	}
 
 	// The job's cap on rounds must not stop a big job at the slowest accepted queue instance.
-	perRound := math.Floor(minQueueRate*(queueTimeout-roundReserve) - listCallsPerRound)
+	perRound := math.Floor(minQueueRate*rateHeadroom*(queueTimeout-roundReserve) - listCallsPerRound)
 	if rounds := math.Ceil(bigJob / perRound); !(perRound > 0 && rounds <= maxRounds) {
 		t.Errorf("at %v/s and a %vs timeout a round deletes %v conversations: %d conversations need %v rounds, over the "+
 			"job's cap of %d", minQueueRate, queueTimeout, perRound, bigJob, rounds, maxRounds)
