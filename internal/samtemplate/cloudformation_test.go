@@ -348,10 +348,6 @@ func (e *evaluator) function(fn string, arg any) (any, error) {
 	switch {
 	case fn == "Fn::GetAtt" && len(args) == 2:
 		return e.getAtt(scalar(args[0]), scalar(args[1]))
-	case fn == "Fn::GetAtt":
-		if id, attr, ok := strings.Cut(scalar(resolved), "."); ok {
-			return e.getAtt(id, attr)
-		}
 	case fn == "Fn::FindInMap" && len(args) == 3:
 		v, ok := asMap(asMap(e.mappings[scalar(args[0])])[scalar(args[1])])[scalar(args[2])]
 		if !ok {
