@@ -29,7 +29,12 @@ build: ## build the bootstrap for linux/arm64 (build/arm64) and for this machine
 	$(LAMBDA_BUILD) -o $(BUILD)/host/bootstrap ./functions/deleteconv
 	@ls -l $(BUILD)/arm64/bootstrap $(BUILD)/host/bootstrap
 
-build-DeleteConvFunction: ## SAM's BuildMethod: makefile entry point (writes $(ARTIFACTS_DIR)/bootstrap)
+# sam build runs `make build-<LogicalId>` (BuildMethod: makefile) with ARTIFACTS_DIR set, once per function; both
+# functions are the same arm64 bootstrap.
+.PHONY: build-ApiFunction build-QueueFunction sam-bootstrap
+build-ApiFunction: sam-bootstrap ## SAM's entry point for ApiFunction (writes $(ARTIFACTS_DIR)/bootstrap)
+build-QueueFunction: sam-bootstrap ## SAM's entry point for QueueFunction (the same bootstrap)
+sam-bootstrap:
 	@test -n "$(ARTIFACTS_DIR)" || { echo "ARTIFACTS_DIR is not set (sam build sets it)"; exit 2; }
 	GOOS=linux GOARCH=arm64 $(LAMBDA_BUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/deleteconv
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"regexp"
 	"slices"
 	"strconv"
@@ -36,7 +37,7 @@ type resource struct {
 	Properties map[string]any
 }
 
-// stack is the result of deploying a transformed template with one parameter set.
+// stack is a transformed template deployed with one parameter set.
 type stack struct {
 	Params    map[string]string
 	Resources map[string]resource // only the resources whose Condition holds
@@ -55,9 +56,10 @@ func (s *stack) ofType(typ string) []string {
 	return ids
 }
 
-// deploy does what CloudFormation does with a (transformed, plain CloudFormation) template and parameter values
-// before and while it creates resources, as far as the assertions need: parameter constraints, Rules, Conditions,
-// intrinsic functions. A *refusedError means CloudFormation would not deploy this parameter set at all.
+// deploy does what CloudFormation does with a transformed template before and while it creates resources, as far
+// as the assertions need: parameter constraints, Rules, Conditions and the intrinsic functions the template uses.
+// Resources stay symbolic ("{Ref:Queue}", "{GetAtt:Queue.Arn}") so that wiring can be asserted. A *refusedError
+// means CloudFormation would not deploy this parameter set at all.
 func deploy(tmpl map[string]any, given map[string]string) (*stack, error) {
 	if tr, ok := tmpl["Transform"]; ok {
 		return nil, fmt.Errorf("template still has Transform %v: deploy needs the translator's output", tr)
@@ -67,51 +69,40 @@ func deploy(tmpl map[string]any, given map[string]string) (*stack, error) {
 		return nil, err
 	}
 	e := &evaluator{params: params, mappings: asMap(tmpl["Mappings"]), conditionDefs: asMap(tmpl["Conditions"]),
-		conditions: map[string]bool{}}
+		conditions: map[string]bool{}, resources: map[string]bool{}}
 	if err := e.checkRules(asMap(tmpl["Rules"])); err != nil {
 		return nil, err
 	}
-	s := &stack{Params: params, Resources: map[string]resource{}, Outputs: map[string]any{}}
-	e.resourceIDs = map[string]bool{}
 	for id := range asMap(tmpl["Resources"]) {
-		e.resourceIDs[id] = true
+		e.resources[id] = true
 	}
-	for id, raw := range asMap(tmpl["Resources"]) {
-		r := asMap(raw)
-		if c, ok := r["Condition"].(string); ok {
-			holds, err := e.condition(c)
+	s := &stack{Params: params, Resources: map[string]resource{}, Outputs: map[string]any{}}
+	for _, section := range []string{"Resources", "Outputs"} {
+		for id, raw := range asMap(tmpl[section]) {
+			r := asMap(raw)
+			if c, ok := r["Condition"].(string); ok {
+				if holds, err := e.condition(c); err != nil || !holds {
+					if err != nil {
+						return nil, fmt.Errorf("%s %s: %w", section, id, err)
+					}
+					continue
+				}
+			}
+			if section == "Outputs" {
+				v, err := e.resolve(r["Value"])
+				if err != nil {
+					return nil, fmt.Errorf("output %s: %w", id, err)
+				}
+				s.Outputs[id] = v
+				continue
+			}
+			props, err := e.resolve(r["Properties"])
 			if err != nil {
 				return nil, fmt.Errorf("resource %s: %w", id, err)
 			}
-			if !holds {
-				continue
-			}
+			p, _ := props.(map[string]any)
+			s.Resources[id] = resource{Type: fmt.Sprint(r["Type"]), Properties: p}
 		}
-		props, err := e.resolve(r["Properties"])
-		if err != nil {
-			return nil, fmt.Errorf("resource %s: %w", id, err)
-		}
-		if props == nil || props == noValue {
-			props = map[string]any{}
-		}
-		s.Resources[id] = resource{Type: fmt.Sprint(r["Type"]), Properties: props.(map[string]any)}
-	}
-	for name, raw := range asMap(tmpl["Outputs"]) {
-		o := asMap(raw)
-		if c, ok := o["Condition"].(string); ok {
-			holds, err := e.condition(c)
-			if err != nil {
-				return nil, fmt.Errorf("output %s: %w", name, err)
-			}
-			if !holds {
-				continue
-			}
-		}
-		v, err := e.resolve(o["Value"])
-		if err != nil {
-			return nil, fmt.Errorf("output %s: %w", name, err)
-		}
-		s.Outputs[name] = v
 	}
 	return s, nil
 }
@@ -134,10 +125,8 @@ func parameterValues(defs map[string]any, given map[string]string) (map[string]s
 			}
 			v = scalar(d)
 		}
-		if allowed, ok := def["AllowedValues"].([]any); ok {
-			if !slices.ContainsFunc(allowed, func(a any) bool { return scalar(a) == v }) {
-				return nil, &refusedError{fmt.Sprintf("parameter %s=%q is not one of its AllowedValues", name, v)}
-			}
+		if allowed, ok := def["AllowedValues"].([]any); ok && !slices.ContainsFunc(allowed, func(a any) bool { return scalar(a) == v }) {
+			return nil, &refusedError{fmt.Sprintf("parameter %s=%q is not one of its AllowedValues", name, v)}
 		}
 		if p, ok := def["AllowedPattern"].(string); ok {
 			re, err := regexp.Compile("^(?:" + p + ")$")
@@ -150,13 +139,12 @@ func parameterValues(defs map[string]any, given map[string]string) (map[string]s
 		}
 		if def["Type"] == "Number" {
 			n, err := strconv.ParseFloat(v, 64)
-			if err != nil {
+			switch {
+			case err != nil:
 				return nil, &refusedError{fmt.Sprintf("parameter %s=%q is not a number", name, v)}
-			}
-			if lo, ok := def["MinValue"]; ok && n < number(lo) {
+			case def["MinValue"] != nil && n < number(def["MinValue"]):
 				return nil, &refusedError{fmt.Sprintf("parameter %s=%s is below its MinValue", name, v)}
-			}
-			if hi, ok := def["MaxValue"]; ok && n > number(hi) {
+			case def["MaxValue"] != nil && n > number(def["MaxValue"]):
 				return nil, &refusedError{fmt.Sprintf("parameter %s=%s is above its MaxValue", name, v)}
 			}
 		}
@@ -170,7 +158,7 @@ type evaluator struct {
 	mappings      map[string]any
 	conditionDefs map[string]any
 	conditions    map[string]bool
-	resourceIDs   map[string]bool
+	resources     map[string]bool
 }
 
 // checkRules evaluates the template's Rules section; a failed assertion refuses the deployment.
@@ -215,38 +203,29 @@ func (e *evaluator) condition(name string) (bool, error) {
 	return v, nil
 }
 
-// boolean evaluates a condition or rule function: Fn::Equals, Fn::Not, Fn::And, Fn::Or, Fn::Contains, Condition.
+// boolean evaluates the condition and rule functions the template uses: Condition, Fn::Not, Fn::Or, Fn::Equals
+// and Fn::Contains.
 func (e *evaluator) boolean(v any) (bool, error) {
 	fn, arg, ok := intrinsic(v)
 	if !ok {
 		return false, fmt.Errorf("not a condition function: %v", v)
 	}
-	switch fn {
-	case "Condition":
+	if fn == "Condition" {
 		return e.condition(fmt.Sprint(arg))
-	case "Fn::Not":
-		args := asList(arg)
-		if len(args) != 1 {
-			return false, fmt.Errorf("Fn::Not takes one condition: %v", arg)
-		}
+	}
+	args := asList(arg)
+	switch {
+	case fn == "Fn::Not" && len(args) == 1:
 		b, err := e.boolean(args[0])
 		return !b, err
-	case "Fn::And", "Fn::Or":
-		for _, c := range asList(arg) {
-			b, err := e.boolean(c)
-			if err != nil {
-				return false, err
-			}
-			if b == (fn == "Fn::Or") {
-				return b, nil
+	case fn == "Fn::Or" && len(args) >= 2:
+		for _, c := range args {
+			if b, err := e.boolean(c); err != nil || b {
+				return b, err
 			}
 		}
-		return fn == "Fn::And", nil
-	case "Fn::Equals":
-		args := asList(arg)
-		if len(args) != 2 {
-			return false, fmt.Errorf("Fn::Equals takes two values: %v", arg)
-		}
+		return false, nil
+	case (fn == "Fn::Equals" || fn == "Fn::Contains") && len(args) == 2:
 		a, err := e.resolve(args[0])
 		if err != nil {
 			return false, err
@@ -255,23 +234,12 @@ func (e *evaluator) boolean(v any) (bool, error) {
 		if err != nil {
 			return false, err
 		}
-		return scalar(a) == scalar(b), nil
-	case "Fn::Contains":
-		args := asList(arg)
-		if len(args) != 2 {
-			return false, fmt.Errorf("Fn::Contains takes a list and a value: %v", arg)
+		if fn == "Fn::Equals" {
+			return scalar(a) == scalar(b), nil
 		}
-		list, err := e.resolve(args[0])
-		if err != nil {
-			return false, err
-		}
-		x, err := e.resolve(args[1])
-		if err != nil {
-			return false, err
-		}
-		return slices.ContainsFunc(asList(list), func(y any) bool { return scalar(y) == scalar(x) }), nil
+		return slices.ContainsFunc(asList(a), func(x any) bool { return scalar(x) == scalar(b) }), nil
 	}
-	return false, fmt.Errorf("unsupported condition function %s", fn)
+	return false, fmt.Errorf("unsupported condition function %s: %v", fn, arg)
 }
 
 var subVar = regexp.MustCompile(`\$\{([^}!][^}]*)\}`)
@@ -320,29 +288,44 @@ func (e *evaluator) ref(name string) (any, error) {
 	if v, ok := pseudoParams[name]; ok {
 		return v, nil
 	}
-	if e.resourceIDs[name] {
+	if e.resources[name] {
 		return "{Ref:" + name + "}", nil
 	}
 	return nil, fmt.Errorf("Ref to unknown name %q", name)
 }
 
+func (e *evaluator) getAtt(id, attr string) (any, error) {
+	if !e.resources[id] {
+		return nil, fmt.Errorf("Fn::GetAtt of unknown resource %s", id)
+	}
+	return "{GetAtt:" + id + "." + attr + "}", nil
+}
+
+// function evaluates the intrinsic functions the transformed template uses.
 func (e *evaluator) function(fn string, arg any) (any, error) {
-	switch fn {
-	case "Ref":
+	if fn == "Ref" {
 		return e.ref(fmt.Sprint(arg))
-	case "Fn::GetAtt":
-		parts := asList(arg)
-		if s, ok := arg.(string); ok {
-			parts = []any{}
-			for p := range strings.SplitSeq(s, ".") {
-				parts = append(parts, p)
+	}
+	if fn == "Fn::Sub" {
+		s, ok := arg.(string)
+		if !ok {
+			return nil, fmt.Errorf("Fn::Sub with a variable map is not supported here: %v", arg)
+		}
+		var errs error
+		out := subVar.ReplaceAllStringFunc(s, func(m string) string {
+			var v any
+			var err error
+			if id, attr, isAtt := strings.Cut(m[2:len(m)-1], "."); isAtt {
+				v, err = e.getAtt(id, attr)
+			} else {
+				v, err = e.ref(id)
 			}
-		}
-		if len(parts) < 2 || !e.resourceIDs[fmt.Sprint(parts[0])] {
-			return nil, fmt.Errorf("Fn::GetAtt of unknown resource: %v", arg)
-		}
-		return fmt.Sprintf("{GetAtt:%v.%v}", parts[0], parts[1]), nil
-	case "Fn::If":
+			errs = errors.Join(errs, err)
+			return scalar(v)
+		})
+		return strings.ReplaceAll(out, "${!", "${"), errs
+	}
+	if fn == "Fn::If" {
 		args := asList(arg)
 		if len(args) != 3 {
 			return nil, fmt.Errorf("Fn::If takes a condition and two values: %v", arg)
@@ -355,94 +338,38 @@ func (e *evaluator) function(fn string, arg any) (any, error) {
 			return e.resolve(args[1])
 		}
 		return e.resolve(args[2])
-	case "Fn::FindInMap":
-		args, err := e.resolve(arg)
-		if err != nil {
-			return nil, err
-		}
-		keys := asList(args)
-		if len(keys) != 3 {
-			return nil, fmt.Errorf("Fn::FindInMap takes three keys: %v", arg)
-		}
-		top, ok := asMap(e.mappings[scalar(keys[0])])[scalar(keys[1])]
+	}
+	// The others take their arguments resolved.
+	resolved, err := e.resolve(arg)
+	if err != nil {
+		return nil, err
+	}
+	args := asList(resolved)
+	switch {
+	case fn == "Fn::GetAtt" && len(args) == 2:
+		return e.getAtt(scalar(args[0]), scalar(args[1]))
+	case fn == "Fn::FindInMap" && len(args) == 3:
+		v, ok := asMap(asMap(e.mappings[scalar(args[0])])[scalar(args[1])])[scalar(args[2])]
 		if !ok {
-			return nil, fmt.Errorf("Fn::FindInMap: no %v/%v", keys[0], keys[1])
-		}
-		v, ok := asMap(top)[scalar(keys[2])]
-		if !ok {
-			return nil, fmt.Errorf("Fn::FindInMap: no %v/%v/%v", keys[0], keys[1], keys[2])
+			// CloudFormation refuses the template: "Unable to get mapping".
+			return nil, &refusedError{fmt.Sprintf("Fn::FindInMap: no %v/%v/%v", args[0], args[1], args[2])}
 		}
 		return v, nil
-	case "Fn::Select":
-		args := asList(arg)
-		if len(args) != 2 {
-			return nil, fmt.Errorf("Fn::Select takes an index and a list: %v", arg)
-		}
-		idx, err := e.resolve(args[0])
-		if err != nil {
-			return nil, err
-		}
-		list, err := e.resolve(args[1])
-		if err != nil {
-			return nil, err
-		}
-		i, err := strconv.Atoi(scalar(idx))
-		items := asList(list)
+	case fn == "Fn::Select" && len(args) == 2:
+		i, err := strconv.Atoi(scalar(args[0]))
+		items := asList(args[1])
 		if err != nil || i < 0 || i >= len(items) {
-			return nil, fmt.Errorf("Fn::Select: index %v out of the list's %d items", idx, len(items))
+			return nil, &refusedError{fmt.Sprintf("Fn::Select: index %v out of the list's %d items", args[0], len(items))}
 		}
 		return items[i], nil
-	case "Fn::Split":
-		args, err := e.resolve(arg)
-		if err != nil {
-			return nil, err
-		}
-		parts := asList(args)
-		if len(parts) != 2 {
-			return nil, fmt.Errorf("Fn::Split takes a delimiter and a string: %v", arg)
-		}
-		out := []any{}
-		for p := range strings.SplitSeq(scalar(parts[1]), scalar(parts[0])) {
+	case fn == "Fn::Split" && len(args) == 2:
+		var out []any
+		for p := range strings.SplitSeq(scalar(args[1]), scalar(args[0])) {
 			out = append(out, p)
 		}
 		return out, nil
-	case "Fn::Join":
-		args, err := e.resolve(arg)
-		if err != nil {
-			return nil, err
-		}
-		parts := asList(args)
-		if len(parts) != 2 {
-			return nil, fmt.Errorf("Fn::Join takes a delimiter and a list: %v", arg)
-		}
-		var ss []string
-		for _, p := range asList(parts[1]) {
-			ss = append(ss, scalar(p))
-		}
-		return strings.Join(ss, scalar(parts[0])), nil
-	case "Fn::Sub":
-		s, ok := arg.(string)
-		if !ok {
-			return nil, fmt.Errorf("Fn::Sub with a variable map is not supported here: %v", arg)
-		}
-		var subErr error
-		out := subVar.ReplaceAllStringFunc(s, func(m string) string {
-			name := m[2 : len(m)-1]
-			var v any
-			var err error
-			if id, attr, isAtt := strings.Cut(name, "."); isAtt {
-				v, err = e.function("Fn::GetAtt", []any{id, attr})
-			} else {
-				v, err = e.ref(name)
-			}
-			if err != nil {
-				subErr = errors.Join(subErr, err)
-			}
-			return scalar(v)
-		})
-		return strings.ReplaceAll(out, "${!", "${"), subErr
 	}
-	return nil, fmt.Errorf("unsupported intrinsic function %s", fn)
+	return nil, fmt.Errorf("unsupported intrinsic function %s: %v", fn, arg)
 }
 
 // intrinsic reports whether v is a one-key map naming an intrinsic function.
@@ -484,11 +411,12 @@ func scalar(v any) string {
 	return fmt.Sprint(v)
 }
 
-// number reads a JSON number or a numeric string (a Ref to a parameter); anything else is NaN-like -1.
+// number reads a JSON number or a numeric string (a Ref to a parameter); anything else is NaN, which fails every
+// comparison.
 func number(v any) float64 {
 	f, err := strconv.ParseFloat(scalar(v), 64)
 	if err != nil {
-		return -1
+		return math.NaN()
 	}
 	return f
 }

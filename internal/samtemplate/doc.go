@@ -1,22 +1,26 @@
-// Package samtemplate holds the offline checks of the deployment template (template.yaml at the repository root).
+// Package samtemplate holds the offline checks of the deployment: template.yaml, samconfig.toml and the Makefile's
+// SAM build targets, at the repository root.
 //
-// There is no AWS account, SAM CLI or Docker in the test path, so the tests do what can be done offline:
+// There is no AWS account, SAM CLI or Docker in the test path, so the tests do what can be done offline, and leave
+// to the tools what the tools check:
 //
-//   - cfn-lint validates template.yaml (through the SAM transform) and must report nothing.
-//   - The SAM translator (python3's samtranslator, the code CloudFormation runs for
-//     AWS::Serverless-2016-10-31) turns template.yaml into plain CloudFormation, once per parameter set that
-//     matters: IAM or JWT authorisation, with or without a customer managed KMS key and an alarm topic, and every
-//     allowed (MaxConcurrency, RateBudget) pair.
-//   - A small evaluator does what CloudFormation does at deploy time for the parts that matter: it checks the
-//     parameters against their constraints, evaluates Rules (a refused parameter set is never deployed), evaluates
-//     Conditions, drops resources whose condition is false, and resolves Ref, Fn::If, Fn::FindInMap, Fn::Select,
-//     Fn::Split, Fn::Join and Fn::Sub. References to resources stay symbolic ("{Ref:Queue}",
-//     "{GetAtt:Queue.Arn}") so that wiring can be asserted.
+//   - cfn-lint validates template.yaml through the SAM transform (resource schemas, property ranges, event source
+//     settings, runtimes, references) and must report nothing.
+//   - The SAM translator (python3's samtranslator, the code CloudFormation runs for AWS::Serverless-2016-10-31)
+//     turns template.yaml into plain CloudFormation once per parameter set that matters: IAM or JWT authorisation,
+//     with or without a customer managed KMS key and an alarm topic, and every combination of the integer
+//     parameters that size the functions and split the rate budget.
+//   - A small evaluator then does what CloudFormation does at deploy time and neither tool does: it applies the
+//     parameter constraints and the Rules (a refused parameter set is never deployed), evaluates Conditions and
+//     the intrinsic functions the template uses (Ref, Fn::If, Fn::FindInMap, Fn::Select, Fn::Split, Fn::Sub,
+//     Fn::GetAtt), and keeps references to resources symbolic ("{Ref:Queue}", "{GetAtt:Queue.Arn}") so that wiring
+//     can be asserted.
 //
-// The assertions are the deployment's promises: runtime provided.al2023 on arm64 with Handler bootstrap built by
-// the Makefile, partial batch failures, redrive to a dead-letter queue with an alarm, visibility timeout of at least
-// six function timeouts, encrypted TLS-only queues, an authorised (never anonymous) HTTP route, a least-privilege
-// function role, and the ZEGO rate budget: at most 20 DeleteConv requests per second for the whole stack.
+// The assertions are the deployment's promises: the ZEGO rate budget for every accepted parameter combination
+// (Σ reserved concurrency × ZEGO_RATE_LIMIT ≤ RateBudget ≤ 20), separate capacity for the HTTP API and the queue,
+// every route authorised and every method on the path reaching the function, least-privilege roles, RecursiveLoop
+// where a function continues jobs through its own queue, a job cap that big jobs fit in, partial batch failures and
+// a dead-letter queue with an alarm, the Makefile targets sam build runs, and what sam local and sam publish read.
 //
 // python3 with samtranslator and cfn-lint ship in the machine image; when they are missing the tests fail with a
 // message that says so, they are never skipped.

@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 )
@@ -34,20 +36,30 @@ var modeCases = []modeCase{
 	{"IAM+KMS+alarm topic", map[string]string{"ZegoSecretArn": testSecretArn, "KmsKeyArn": testKmsKeyArn,
 		"AlarmTopicArn": testTopicArn}},
 	{"JWT", map[string]string{"ZegoSecretArn": testSecretArn, "AuthMode": "JWT", "JwtIssuer": testIssuer,
-		"JwtAudience": "app-client-1,app-client-2"}},
+		"JwtAudience": "app-client-1,app-client-2", "JwtCallerClaim": "username"}},
 	{"JWT+KMS+custom claim", map[string]string{"ZegoSecretArn": testSecretArn, "AuthMode": "JWT",
 		"JwtIssuer": testIssuer, "JwtAudience": "app-client-1", "JwtCallerClaim": "custom:zim_user_id",
 		"KmsKeyArn": testKmsKeyArn}},
 }
 
-// budgetCase is one (MaxConcurrency, RateBudget) pair out of the parameters' AllowedValues.
-type budgetCase struct {
-	maxConcurrency, rateBudget string
+// gridParams are the integer parameters that size the functions and split the rate budget: every combination of
+// their MinValue..MaxValue ranges is translated and deployed.
+var gridParams = []string{"RateBudget", "ApiConcurrency"}
+
+// gridCase is one combination of gridParams values, deployed with the other parameters at their defaults.
+type gridCase struct {
+	params map[string]string
+	tmpl   map[string]any
 }
 
-func (c budgetCase) params() map[string]string {
-	return map[string]string{"ZegoSecretArn": testSecretArn, "MaxConcurrency": c.maxConcurrency,
-		"RateBudget": c.rateBudget}
+func (c gridCase) String() string {
+	var s string
+	for _, k := range slices.Sorted(maps.Keys(c.params)) {
+		if k != "ZegoSecretArn" {
+			s += fmt.Sprintf("%s=%s ", k, c.params[k])
+		}
+	}
+	return s
 }
 
 // translation is template.yaml as written and as the SAM translator turns it into CloudFormation per case.
@@ -55,36 +67,39 @@ type translation struct {
 	version string
 	source  map[string]any
 	modes   []map[string]any // one per modeCases entry
-	budgets map[budgetCase]map[string]any
+	grid    []gridCase
 }
 
-// translate runs the translator once per test binary: once to read the parameters' AllowedValues, then once
-// for every case.
+// translate runs the translator once per test binary: once to read the parameters' ranges, then once for every
+// case.
 var translate = sync.OnceValues(func() (*translation, error) {
-	// The budget cases come from the template's own AllowedValues, so a widened range is checked too.
 	src, err := runTransform(nil)
 	if err != nil {
 		return nil, err
 	}
-	allowed := func(name string) []any {
-		return asList(asMap(asMap(src.Source["Parameters"])[name])["AllowedValues"])
-	}
-	var budgets []budgetCase
-	for _, n := range allowed("MaxConcurrency") {
-		for _, b := range allowed("RateBudget") {
-			budgets = append(budgets, budgetCase{scalar(n), scalar(b)})
+	// The grid comes from the template's own ranges, so a widened range is checked too.
+	grid := []map[string]string{{"ZegoSecretArn": testSecretArn}}
+	for _, name := range gridParams {
+		def := asMap(asMap(src.Source["Parameters"])[name])
+		lo, hi := number(def["MinValue"]), number(def["MaxValue"])
+		if def["Type"] != "Number" || !(lo <= hi) || hi-lo > 100 {
+			return nil, fmt.Errorf("template.yaml: parameter %s must be a Number with a small MinValue..MaxValue range", name)
 		}
-	}
-	if len(budgets) == 0 {
-		return nil, errors.New("template.yaml: MaxConcurrency and RateBudget need AllowedValues (the budget is checked per pair)")
+		var next []map[string]string
+		for _, p := range grid {
+			for v := lo; v <= hi; v++ {
+				q := maps.Clone(p)
+				q[name] = scalar(v)
+				next = append(next, q)
+			}
+		}
+		grid = next
 	}
 	var cases []map[string]string
 	for _, c := range modeCases {
 		cases = append(cases, c.params)
 	}
-	for _, c := range budgets {
-		cases = append(cases, c.params())
-	}
+	cases = append(cases, grid...)
 	out, err := runTransform(cases)
 	if err != nil {
 		return nil, err
@@ -92,10 +107,9 @@ var translate = sync.OnceValues(func() (*translation, error) {
 	if len(out.Transformed) != len(cases) {
 		return nil, fmt.Errorf("translator returned %d templates for %d cases", len(out.Transformed), len(cases))
 	}
-	tr := &translation{version: out.Version, source: out.Source, modes: out.Transformed[:len(modeCases)],
-		budgets: map[budgetCase]map[string]any{}}
-	for i, c := range budgets {
-		tr.budgets[c] = out.Transformed[len(modeCases)+i]
+	tr := &translation{version: out.Version, source: out.Source, modes: out.Transformed[:len(modeCases)]}
+	for i, p := range grid {
+		tr.grid = append(tr.grid, gridCase{params: p, tmpl: out.Transformed[len(modeCases)+i]})
 	}
 	return tr, nil
 })
@@ -150,17 +164,26 @@ func translated(t *testing.T) *translation {
 	return tr
 }
 
-// deployed returns the stack each mode case deploys, by case name.
-func deployed(t *testing.T) map[string]*stack {
+// deployed returns the stack each mode case deploys, in modeCases order.
+func deployed(t *testing.T) []*stack {
 	t.Helper()
 	tr := translated(t)
-	stacks := map[string]*stack{}
+	var stacks []*stack
 	for i, c := range modeCases {
 		s, err := deploy(tr.modes[i], c.params)
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}
-		stacks[c.name] = s
+		stacks = append(stacks, s)
 	}
 	return stacks
+}
+
+// forEachMode runs f as a subtest per mode case.
+func forEachMode(t *testing.T, f func(t *testing.T, c modeCase, s *stack)) {
+	t.Helper()
+	stacks := deployed(t)
+	for i, c := range modeCases {
+		t.Run(c.name, func(t *testing.T) { f(t, c, stacks[i]) })
+	}
 }
