@@ -19,7 +19,7 @@ TARGET ?= api
 JOB ?= 2500
 FUZZTIME ?= 30s
 
-.PHONY: help build build-DeleteConvFunction test lint demo invoke stack bench fuzz deploy clean
+.PHONY: help build build-ApiFunction build-QueueFunction test lint demo invoke stack bench fuzz deploy clean
 
 help: ## list targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-28s %s\n", $$1, $$2}'

@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/zim-deleteconv/zim-deleteconv/internal/request"
 )
 
 // The functions' logical ids: the Makefile's SAM targets and the sam local env-vars keys are named after them.
@@ -30,7 +32,7 @@ const zegoBudget = 20.0
 // conversations, pages of 500) through the same limiter, which spaces requests at rateHeadroom of the rate
 // (pkg/zim), and stops roundReserve seconds before the deadline (the handler's reserve).
 const (
-	maxRounds         = 10000
+	maxRounds         = request.MaxRounds
 	bigJob            = 100000
 	listCallsPerRound = 2
 	rateHeadroom      = 0.97
