@@ -306,7 +306,7 @@ func TestHTTPAPI(t *testing.T) {
 			target, _ := r["Target"].(string)
 			integration := s.Resources[refOf(t, s, "route Target", strings.TrimPrefix(target, "integrations/"), "AWS::ApiGatewayV2::Integration")].Properties
 			if integration["IntegrationType"] != "AWS_PROXY" || integration["PayloadFormatVersion"] != "2.0" ||
-				integration["IntegrationUri"] != "{GetAtt:"+apiFunctionID+".Arn}" {
+				!invokesAPIFunction(s, integration["IntegrationUri"]) {
 				t.Errorf("%s /conversations/delete goes to %v, want AWS_PROXY to %s with payload 2.0", method, integration, apiFunctionID)
 			}
 			integrationTimeout := 30000.0
@@ -322,13 +322,30 @@ func TestHTTPAPI(t *testing.T) {
 		// API Gateway may invoke the ApiFunction for this path only.
 		for _, id := range s.ofType("AWS::Lambda::Permission") {
 			p := s.Resources[id].Properties
-			if src, _ := p["SourceArn"].(string); p["Principal"] != "apigateway.amazonaws.com" || p["FunctionName"] != "{GetAtt:"+apiFunctionID+".Arn}" ||
+			if src, _ := p["SourceArn"].(string); p["Principal"] != "apigateway.amazonaws.com" || !invokesAPIFunction(s, p["FunctionName"]) ||
 				!strings.Contains(src, "{Ref:"+apis[0]+"}/") || !strings.HasSuffix(src, "/conversations/delete") {
 				t.Errorf("permission %s lets %v invoke %v from %v; want API Gateway, %s, this API's /conversations/delete",
 					id, p["Principal"], p["FunctionName"], p["SourceArn"], apiFunctionID)
 			}
 		}
 	})
+}
+
+// invokesAPIFunction reports whether v names the ApiFunction.
+func invokesAPIFunction(s *stack, v any) bool { return namesFunction(s, scalar(v), apiFunctionID) }
+
+// namesFunction reports whether v names the function id: its ARN, a Ref to
+// it, or a Ref to its alias (AutoPublishAlias), which provisioned instances serve.
+func namesFunction(s *stack, v, id string) bool {
+	if v == "{GetAtt:"+id+".Arn}" || v == "{Ref:"+id+"}" {
+		return true
+	}
+	ref, ok := strings.CutPrefix(v, "{Ref:")
+	if !ok {
+		return false
+	}
+	r, ok := s.Resources[strings.TrimSuffix(ref, "}")]
+	return ok && r.Type == "AWS::Lambda::Alias" && scalar(r.Properties["FunctionName"]) == "{Ref:"+id+"}"
 }
 
 func TestRoles(t *testing.T) {
@@ -531,6 +548,22 @@ func TestParameterConstraints(t *testing.T) {
 	if _, err := deploy(tmpl, with(jwt...)); err != nil {
 		t.Fatalf("a complete JWT configuration does not deploy: %v", err)
 	}
+	// Provisioned instances serve the HTTP API through the alias it calls; none by default.
+	for _, n := range []string{"0", "1", "2"} {
+		s, err := deploy(tmpl, with("ApiProvisionedConcurrency", n))
+		if err != nil {
+			t.Fatalf("ApiProvisionedConcurrency %s (ApiConcurrency 2) does not deploy: %v", n, err)
+		}
+		var got []string
+		for _, id := range s.ofType("AWS::Lambda::Alias") {
+			if pc, ok := asMap(s.Resources[id].Properties["ProvisionedConcurrencyConfig"])["ProvisionedConcurrentExecutions"]; ok {
+				got = append(got, fmt.Sprint(number(pc)))
+			}
+		}
+		if want := map[string]string{"0": "[]", "1": "[1]", "2": "[2]"}[n]; fmt.Sprint(got) != want {
+			t.Errorf("ApiProvisionedConcurrency %s: the aliases provision %v, want %s", n, got, want)
+		}
+	}
 	for name, params := range map[string]map[string]string{
 		"secret wildcard":              with("ZegoSecretArn", "*"),
 		"secret ARN without suffix":    with("ZegoSecretArn", "arn:aws:secretsmanager:us-east-1:123456789012:secret:zim-deleteconv/zego"),
@@ -555,6 +588,8 @@ func TestParameterConstraints(t *testing.T) {
 		"four receives":                with("MaxReceiveCount", "4"),
 		"claim with a space":           with(append(slices.Clone(jwt), "JwtCallerClaim", "zim user")...),
 		"log retention not in the API": with("LogRetentionInDays", "2"),
+		"provisioned above reserved":   with("ApiConcurrency", "1", "ApiProvisionedConcurrency", "2"),
+		"provisioned above the range":  with("ApiConcurrency", "5", "RateBudget", "20", "ApiProvisionedConcurrency", "6"),
 	} {
 		var refused *refusedError
 		if _, err := deploy(tmpl, params); !errors.As(err, &refused) {
@@ -618,7 +653,7 @@ func environment(fn resource) map[string]any {
 func triggers(s *stack, id string) (queues []string, apiGateway bool) {
 	for _, esm := range s.ofType("AWS::Lambda::EventSourceMapping") {
 		p := s.Resources[esm].Properties
-		if fn := scalar(p["FunctionName"]); fn == "{Ref:"+id+"}" || fn == "{GetAtt:"+id+".Arn}" {
+		if namesFunction(s, scalar(p["FunctionName"]), id) {
 			q, _ := strings.CutPrefix(scalar(p["EventSourceArn"]), "{GetAtt:")
 			queues = append(queues, strings.TrimSuffix(q, ".Arn}"))
 		}
@@ -632,7 +667,7 @@ func triggers(s *stack, id string) (queues []string, apiGateway bool) {
 			targets = append(targets, scalar(p["FunctionName"]))
 		}
 	}
-	return queues, slices.ContainsFunc(targets, func(v string) bool { return v == "{GetAtt:"+id+".Arn}" || v == "{Ref:"+id+"}" })
+	return queues, slices.ContainsFunc(targets, func(v string) bool { return namesFunction(s, v, id) })
 }
 
 // consumedQueue returns the queue of the one event source mapping: the QueueFunction's job queue.
