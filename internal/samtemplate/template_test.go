@@ -478,6 +478,15 @@ func TestRateBudget(t *testing.T) {
 		}
 		maxLoss = math.Max(maxLoss, budget-fleet)
 		api, queue := functions(t, s)
+		// ZEGO counts calls per second, and an instance's limiter (spacing calls at rateHeadroom of its rate) can put
+		// floor(rateHeadroom × rate) + 1 of them into one second: ceil(rate) for a fraction such as 7.5.
+		window := 0.0
+		for id, fn := range map[string]resource{apiFunctionID: api, queueFunctionID: queue} {
+			window += number(fn.Properties["ReservedConcurrentExecutions"]) * (math.Floor(rateHeadroom*rates[id]) + 1)
+		}
+		if window > budget {
+			t.Errorf("%s: the instances' limiters may put %v calls into one second (rates %v), over RateBudget", c, window, rates)
+		}
 		minQueueRate = math.Min(minQueueRate, rates[queueFunctionID])
 		queueTimeout = number(queue.Properties["Timeout"])
 		// The stage lets through no more calls than the ApiFunction's share.
