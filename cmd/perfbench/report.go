@@ -151,7 +151,7 @@ func rows(r results) []row {
 			Reference: ms(percentile(r.coldHello, 90)),
 		},
 		{
-			Metric:    "cold start: of which the first DeleteConv call, secret fetch included (function's latencyMs), median",
+			Metric:    "cold start: of which the first DeleteConv call (function's latencyMs; the init warm-up has fetched the secret and opened the connection), median",
 			Ours:      ms(median(r.coldCall)),
 			Reference: "a warm call: " + ms(median(r.warmCall)),
 		},
