@@ -17,6 +17,7 @@ LAMBDA_BUILD := CGO_ENABLED=0 $(GO) build -tags $(LAMBDA_TAGS) -trimpath -ldflag
 EVENT ?= events/direct.json
 TARGET ?= api
 JOB ?= 2500
+LATENCY ?= off
 FUZZTIME ?= 30s
 
 .PHONY: help build build-ApiFunction build-QueueFunction test lint demo invoke stack bench fuzz deploy clean
@@ -47,16 +48,16 @@ lint: ## go vet, staticcheck, cfn-lint
 	$(TOOL) staticcheck ./...
 	cfn-lint template.yaml
 
-demo: ## every sample event through the real bootstrap under the Lambda emulator, then a job of JOB=2500 conversations through the local queue
-	$(GO) run ./cmd/devstack demo -job $(JOB)
+demo: ## every sample event through the real bootstrap under the Lambda emulator, then a job of JOB=2500 conversations through the local queue (LATENCY=default: HTTPS and ZEGO's round trips)
+	$(GO) run ./cmd/devstack demo -job $(JOB) -latency $(LATENCY)
 
 invoke: ## invoke one event (EVENT=events/sqs.json) on TARGET=api, or send it to TARGET=queue; ZEGO_TARGET=aws for real AWS/ZEGO
-	$(GO) run ./cmd/devstack invoke -event $(EVENT) -target $(TARGET)
+	$(GO) run ./cmd/devstack invoke -event $(EVENT) -target $(TARGET) -latency $(LATENCY)
 
-stack: ## start the local stack, print its endpoints and an env-vars file for sam local, run until Ctrl-C
-	$(GO) run ./cmd/devstack stack
+stack: ## start the local stack, print its endpoints and an env-vars file for sam local, run until Ctrl-C (LATENCY=default: HTTPS and ZEGO's round trips)
+	$(GO) run ./cmd/devstack stack -latency $(LATENCY)
 
-bench: ## Go benchmarks and the local-stack performance measurements
+bench: ## Go benchmarks and the local-stack performance measurements, on loopback and with the latency profile
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	$(GO) run ./cmd/perfbench
 

@@ -9,6 +9,10 @@
 //	devstack invoke -event FILE [-target api|queue]  invoke one event (or send it to the queue) and print what happened
 //	devstack stack                                   start the local stack, print its endpoints, run until Ctrl-C
 //
+// Each takes -latency default: the ZIM server serves HTTPS and the functions
+// reach it and Secrets Manager through proxies with netem.DefaultProfile()'s
+// round trips (docs/performance.md), instead of loopback.
+//
 // With ZEGO_TARGET=aws, invoke runs the api function with your own AWS
 // credentials, AWS_REGION and ZEGO_SECRET_ID against the real ZEGO API instead.
 //
@@ -30,6 +34,7 @@ import (
 	"time"
 
 	"github.com/zim-deleteconv/zim-deleteconv/internal/devstack"
+	"github.com/zim-deleteconv/zim-deleteconv/internal/netem"
 )
 
 const usage = `usage:
@@ -39,6 +44,9 @@ const usage = `usage:
                                                    queue: send the body (or each SQS record's body) to the job queue
                                                    and print what the queue function made of it
   devstack stack                                   start the local stack, print its endpoints, run until Ctrl-C
+
+Each takes -latency default: HTTPS to the ZIM server and the latency of a function in us-east-1 calling ZEGO
+(100 ms per round trip) and Secrets Manager (30 ms), through local proxies; -latency off (the default) is loopback.
 
 ZEGO_TARGET=aws (invoke -target api only) uses your AWS credentials, AWS_REGION, ZEGO_SECRET_ID and the real ZEGO API.
 `
@@ -100,6 +108,7 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) (int, er
 	fs.SetOutput(stderr)
 	events := fs.String("events", "events", "folder of sample events (*.json)")
 	job := fs.Int("job", 2500, "conversations of the job sent through the queue (0: none)")
+	latency := latencyFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return 2, nil
 	}
@@ -119,10 +128,14 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) (int, er
 		return 1, err
 	}
 	start := time.Now()
-	s, err := devstack.Start(ctx, devstack.Config{
+	cfg := devstack.Config{
 		Progress: stderr,
 		Queue:    &devstack.QueueConfig{Function: devstack.FunctionConfig{Timeout: demoQueueTimeout}},
-	})
+	}
+	if err := applyLatency(&cfg, *latency); err != nil {
+		return 2, err
+	}
+	s, err := devstack.Start(ctx, cfg)
 	if err != nil {
 		return 1, err
 	}
@@ -153,6 +166,7 @@ func invoke(ctx context.Context, args []string, stdout, stderr io.Writer) (int, 
 	fs.SetOutput(stderr)
 	eventPath := fs.String("event", "", "event file (JSON), e.g. events/sqs.json")
 	to := fs.String("target", "api", "api: invoke the api function; queue: send to the local job queue")
+	latency := latencyFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return 2, nil
 	}
@@ -174,6 +188,9 @@ func invoke(ctx context.Context, args []string, stdout, stderr io.Writer) (int, 
 	cfg := devstack.Config{Target: target, Progress: stderr}
 	if target == devstack.TargetLocal {
 		cfg.Queue = &devstack.QueueConfig{}
+	}
+	if err := applyLatency(&cfg, *latency); err != nil {
+		return 2, err
 	}
 	s, err := devstack.Start(ctx, cfg)
 	if err != nil {
@@ -209,13 +226,18 @@ func invoke(ctx context.Context, args []string, stdout, stderr io.Writer) (int, 
 func stack(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
 	fs := flag.NewFlagSet("devstack stack", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	latency := latencyFlag(fs)
 	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
 		return 2, nil
 	}
 	if target, err := devstack.TargetFromEnv(); err != nil || target != devstack.TargetLocal {
 		return 2, fmt.Errorf("devstack stack starts the local stack only (unset %s)", devstack.TargetEnv)
 	}
-	s, err := devstack.Start(ctx, devstack.Config{Progress: stderr, Queue: &devstack.QueueConfig{}})
+	cfg := devstack.Config{Progress: stderr, Queue: &devstack.QueueConfig{}}
+	if err := applyLatency(&cfg, *latency); err != nil {
+		return 2, err
+	}
+	s, err := devstack.Start(ctx, cfg)
 	if err != nil {
 		return 1, err
 	}
@@ -237,7 +259,13 @@ func stack(ctx context.Context, args []string, stdout, stderr io.Writer) (int, e
 func writeEndpoints(w io.Writer, s *devstack.Stack, envFile string) {
 	q := s.Queue()
 	fmt.Fprintf(w, "ZIM_URL=%s\n", s.ZIMURL())
-	fmt.Fprintf(w, "AWS_ENDPOINT_URL_SECRETS_MANAGER=%s\n", s.SecretsManagerURL())
+	if s.APIURL() != s.ZIMURL() {
+		fmt.Fprintf(w, "ZEGO_API_URL=%s  # the functions', through the latency proxy\n", s.APIURL())
+	}
+	if f := s.CertificateFile(); f != "" {
+		fmt.Fprintf(w, "SSL_CERT_FILE=%s\n", f)
+	}
+	fmt.Fprintf(w, "AWS_ENDPOINT_URL_SECRETS_MANAGER=%s\n", s.FunctionSecretsManagerURL())
 	fmt.Fprintf(w, "AWS_ENDPOINT_URL_SQS=%s\n", s.SecretsManagerURL())
 	fmt.Fprintf(w, "ZEGO_SECRET_ID=%s\n", s.SecretID())
 	fmt.Fprintf(w, "ZEGO_JOB_QUEUE_URL=%s\n", q.URL)
@@ -254,10 +282,10 @@ func writeEndpoints(w io.Writer, s *devstack.Stack, envFile string) {
 func writeSAMEnv(path string, s *devstack.Stack) error {
 	q := s.Queue()
 	common := map[string]string{
-		"ZEGO_API_URL":                     s.ZIMURL(),
+		"ZEGO_API_URL":                     s.APIURL(),
 		"ZEGO_SECRET_ID":                   s.SecretID(),
 		"ZEGO_JOB_QUEUE_URL":               q.URL,
-		"AWS_ENDPOINT_URL_SECRETS_MANAGER": s.SecretsManagerURL(),
+		"AWS_ENDPOINT_URL_SECRETS_MANAGER": s.FunctionSecretsManagerURL(),
 		"AWS_ENDPOINT_URL_SQS":             s.SecretsManagerURL(),
 	}
 	with := func(rate float64) map[string]string {
@@ -281,5 +309,27 @@ func writeLine(w io.Writer, b []byte) {
 	_, _ = w.Write(b)
 	if len(b) == 0 || b[len(b)-1] != '\n' {
 		fmt.Fprintln(w)
+	}
+}
+
+// latencyFlag adds -latency to fs.
+func latencyFlag(fs *flag.FlagSet) *string {
+	return fs.String("latency", "off", "off: loopback; default: HTTPS to the ZIM server, and ZEGO's and Secrets Manager's round trips from us-east-1 (docs/performance.md)")
+}
+
+// applyLatency sets cfg's network for a -latency value.
+func applyLatency(cfg *devstack.Config, v string) error {
+	switch v {
+	case "off":
+		return nil
+	case "default":
+		if cfg.Target == devstack.TargetAWS {
+			return fmt.Errorf("-latency applies to the local stack only (unset %s)", devstack.TargetEnv)
+		}
+		p := netem.DefaultProfile()
+		cfg.TLS, cfg.Latency = true, &p
+		return nil
+	default:
+		return fmt.Errorf("-latency %q: want off or default", v)
 	}
 }

@@ -30,6 +30,8 @@ func TestRunRefusesBadUsage(t *testing.T) {
 		{"invoke with an unknown target", []string{"invoke", "-event", "../../events/direct.json", "-target", "lambda"}, "", 2, "-target"},
 		{"queue target against aws", []string{"invoke", "-event", "../../events/direct.json", "-target", "queue"}, "aws", 2, "local queue only"},
 		{"stack against aws", []string{"stack"}, "aws", 2, "local stack only"},
+		{"unknown latency profile", []string{"stack", "-latency", "mars"}, "", 2, `-latency "mars": want off or default`},
+		{"latency against aws", []string{"invoke", "-event", "../../events/direct.json", "-latency", "default"}, "aws", 2, "-latency applies to the local stack only"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("ZEGO_TARGET", tc.target)

@@ -61,6 +61,8 @@ type results struct {
 
 	load load
 
+	lat *latencyResults // the latency profile; nil when not run
+
 	rssOurs, rssHello   int64 // VmHWM of the bootstrap, bytes
 	helloInvocations    int   // what the hello-world process served before its VmHWM was read
 	sizeOurs, sizeHello int64 // linux/arm64 bootstrap, bytes
@@ -104,16 +106,19 @@ type bench struct {
 	ours, hello *devstack.Stack
 	admin       *zimtest.AdminClient
 	app         uint32
+
+	zimBin, oursBin, helloBin, beforeBin string // host builds
+	lat                                  *devstack.Stack
 }
 
 func (b *bench) logf(format string, args ...any) {
 	fmt.Fprintf(b.progress, "perfbench: "+format+"\n", args...)
 }
 
-// close stops both stacks; safe to call more than once.
+// close stops every stack; safe to call more than once.
 func (b *bench) close() error {
 	var errs []error
-	for _, s := range []*devstack.Stack{b.ours, b.hello} {
+	for _, s := range []*devstack.Stack{b.ours, b.hello, b.lat} {
 		if s != nil {
 			errs = append(errs, s.Close())
 		}
@@ -145,6 +150,13 @@ func (b *bench) measure(ctx context.Context) (results, error) {
 	if err != nil {
 		return res, err
 	}
+	b.zimBin, b.oursBin, b.helloBin = zimBin, oursBin, helloBin
+	if b.opt.latency && b.opt.before != "" {
+		b.logf("building the function at %s, before the init warm-up, for the latency profile's before column", b.opt.before)
+		if b.beforeBin, err = buildAt(ctx, b.root, b.opt.before, filepath.Join(b.dir, "src-before"), filepath.Join(host, "before", "bootstrap")); err != nil {
+			return res, err
+		}
+	}
 	var errSize error
 	res.sizeOurs, errSize = fileSize(builds[2].out)
 	res.sizeHello, err = fileSize(builds[3].out)
@@ -152,7 +164,24 @@ func (b *bench) measure(ctx context.Context) (results, error) {
 		return res, err
 	}
 
-	b.logf("starting a local stack for each bootstrap")
+	if b.opt.loopback {
+		if err := b.loopback(ctx, &res); err != nil {
+			return res, err
+		}
+	}
+	if b.opt.latency {
+		if err := b.latencyProfile(ctx, &res); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+// loopback measures both bootstraps on loopback, a local stack each.
+func (b *bench) loopback(ctx context.Context, res *results) error {
+	b.logf("loopback: starting a local stack for each bootstrap")
+	zimBin, oursBin, helloBin := b.zimBin, b.oursBin, b.helloBin
+	var err error
 	stack := func(name, bootstrap string) (*devstack.Stack, error) {
 		return devstack.Start(ctx, devstack.Config{
 			Root:      b.root,
@@ -163,28 +192,29 @@ func (b *bench) measure(ctx context.Context) (results, error) {
 		})
 	}
 	if b.ours, err = stack("deleteconv", oursBin); err != nil {
-		return res, err
+		return err
 	}
 	if b.hello, err = stack("hello", helloBin); err != nil {
-		return res, err
+		return err
 	}
-	b.admin = zimtest.NewAdminClient(b.ours.ZIMURL())
+	b.admin = b.ours.Admin()
 	b.app = b.ours.AppID()
 
-	if err := b.coldStarts(ctx, &res); err != nil {
-		return res, err
+	if err := b.coldStarts(ctx, res); err != nil {
+		return err
 	}
-	if err := b.warmInvocations(ctx, &res); err != nil {
-		return res, err
+	if err := b.warmInvocations(ctx, res); err != nil {
+		return err
 	}
-	if err := b.throughput(ctx, &res); err != nil {
-		return res, err
+	if err := b.throughput(ctx, res); err != nil {
+		return err
 	}
 	if res.rssHello, err = bootstrapHWM(b.hello, "warm"); err != nil {
-		return res, err
+		return err
 	}
 	res.helloInvocations = 1 + b.opt.warm
-	return res, nil
+	// The latency profile runs next, on this machine alone.
+	return b.close()
 }
 
 // coldStarts starts a fresh emulator for each bootstrap in turn and times its
@@ -199,7 +229,7 @@ func (b *bench) coldStarts(ctx context.Context, res *results) error {
 	b.logf("cold starts: %d of each bootstrap, alternating, each in a fresh emulator (plus one discarded warm-up)", n)
 	for i := range n + 1 {
 		event := directEvent(coldUser, convs[i])
-		r, err := coldInvoke(ctx, b.ours, fmt.Sprintf("cold-deleteconv-%02d", i), event)
+		r, err := coldInvoke(ctx, b.ours, "", fmt.Sprintf("cold-deleteconv-%02d", i), nil, event)
 		if err != nil {
 			return err
 		}
@@ -207,7 +237,7 @@ func (b *bench) coldStarts(ctx context.Context, res *results) error {
 		if err != nil {
 			return fmt.Errorf("cold start %d: %w", i, err)
 		}
-		h, err := coldInvoke(ctx, b.hello, fmt.Sprintf("cold-hello-%02d", i), event)
+		h, err := coldInvoke(ctx, b.hello, "", fmt.Sprintf("cold-hello-%02d", i), nil, event)
 		if err != nil {
 			return err
 		}
@@ -231,22 +261,6 @@ func (b *bench) seedPeers(ctx context.Context, user, prefix string, n int) ([]zi
 		convs[i] = zim.Conversation{ConvID: fmt.Sprintf("%s-%02d", prefix, i), ConvType: zim.ConvTypePeer}
 	}
 	return convs, b.admin.Seed(ctx, b.app, user, convs...)
-}
-
-// coldInvoke starts a new emulator named name and invokes it once.
-func coldInvoke(ctx context.Context, s *devstack.Stack, name string, event []byte) (devstack.InvokeResult, error) {
-	f, err := s.StartFunction(ctx, devstack.FunctionConfig{Name: name})
-	if err != nil {
-		return devstack.InvokeResult{}, err
-	}
-	r, err := f.Invoke(ctx, event)
-	if err != nil {
-		return r, err
-	}
-	if !r.ColdStart {
-		return r, fmt.Errorf("%s: the emulator did not report its first invocation as a cold start", name)
-	}
-	return r, nil
 }
 
 // warmInvocations times direct invocations of each stack's first function
@@ -291,19 +305,32 @@ func (b *bench) warmInvocations(ctx context.Context, res *results) error {
 	return nil
 }
 
-// throughput sends opt.messages SQS messages, each deleting a stored
-// conversation, in batches of 10 invoked one at a time (as Lambda's poller
-// does for one instance) to a fresh function with the default rate budget,
-// delivering failures again as the queue would. The ZIM server's request log
-// times the accepted requests; the bootstrap's VmHWM is read at the end.
+// throughput runs the throughput measurement on the function's stack and
+// reads the bootstrap's VmHWM at the end.
 func (b *bench) throughput(ctx context.Context, res *results) error {
+	b.logf("throughput: %d SQS messages in batches of 10, default rate budget, one invocation at a time", b.opt.messages)
+	var err error
+	if res.load, err = throughput(ctx, b.ours, b.admin, b.app, "load", b.opt.messages); err != nil {
+		return err
+	}
+	res.rssOurs, err = bootstrapHWM(b.ours, "load")
+	return err
+}
+
+// throughput sends messages SQS messages, each deleting a stored
+// conversation, in batches of 10 invoked one at a time (as Lambda's poller
+// does for one instance) to a fresh function named name with the default rate
+// budget, delivering failures again as the queue would. The ZIM server's
+// request log times the accepted requests.
+func throughput(ctx context.Context, s *devstack.Stack, admin *zimtest.AdminClient, app uint32, name string, messages int) (load, error) {
+	var l load
 	type msg struct {
 		id   string
 		conv zim.Conversation
 	}
 	var msgs []msg
 	var convs []zim.Conversation
-	for i := range b.opt.messages {
+	for i := range messages {
 		c := zim.Conversation{ConvID: fmt.Sprintf("load-%04d", i), ConvType: zim.ConvTypePeer}
 		if i%2 == 1 {
 			c = zim.Conversation{ConvID: fmt.Sprintf("#load-%04d", i), ConvType: zim.ConvTypeGroup}
@@ -311,19 +338,17 @@ func (b *bench) throughput(ctx context.Context, res *results) error {
 		convs = append(convs, c)
 		msgs = append(msgs, msg{id: fmt.Sprintf("perf-%04d", i), conv: c})
 	}
-	if err := b.admin.Seed(ctx, b.app, loadUser, convs...); err != nil {
-		return err
+	if err := admin.Seed(ctx, app, loadUser, convs...); err != nil {
+		return l, err
 	}
-	f, err := b.ours.StartFunction(ctx, devstack.FunctionConfig{Name: "load"})
+	f, err := s.StartFunction(ctx, devstack.FunctionConfig{Name: name})
 	if err != nil {
-		return err
+		return l, err
 	}
-	if err := b.admin.ResetRequests(ctx); err != nil {
-		return err
+	if err := admin.ResetRequests(ctx); err != nil {
+		return l, err
 	}
-	b.logf("throughput: %d SQS messages in batches of 10, default rate budget, one invocation at a time", len(msgs))
 
-	l := &res.load
 	l.messages = len(msgs)
 	l.batches = (len(msgs) + 9) / 10
 	done := map[string]bool{}
@@ -339,12 +364,12 @@ func (b *bench) throughput(ctx context.Context, res *results) error {
 			}
 			r, err := f.Invoke(ctx, sqsEvent(recs))
 			if err != nil {
-				return err
+				return l, err
 			}
 			l.invocations++
 			failures, err := batchFailures(r)
 			if err != nil {
-				return err
+				return l, err
 			}
 			for _, m := range batch {
 				if slices.Contains(failures, m.id) {
@@ -359,18 +384,18 @@ func (b *bench) throughput(ctx context.Context, res *results) error {
 	l.wall = time.Since(start)
 	l.unfinished = len(pending)
 
-	left, err := b.admin.Conversations(ctx, b.app, loadUser)
+	left, err := admin.Conversations(ctx, app, loadUser)
 	if err != nil {
-		return err
+		return l, err
 	}
 	for _, m := range msgs {
 		if done[m.id] && slices.ContainsFunc(left, func(c zim.Conversation) bool { return c.ConvID == m.conv.ConvID && c.ConvType == m.conv.ConvType }) {
 			l.lost++
 		}
 	}
-	reqs, err := b.admin.Requests(ctx)
+	reqs, err := admin.Requests(ctx)
 	if err != nil {
-		return err
+		return l, err
 	}
 	var first, last time.Time
 	for _, r := range reqs {
@@ -390,8 +415,7 @@ func (b *bench) throughput(ctx context.Context, res *results) error {
 		}
 	}
 	l.span = last.Sub(first)
-	res.rssOurs, err = bootstrapHWM(b.ours, "load")
-	return err
+	return l, nil
 }
 
 // bootstrapHWM reads the peak RSS (VmHWM) of the bootstrap that the emulator

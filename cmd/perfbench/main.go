@@ -1,7 +1,7 @@
 // Command perfbench measures the function the way Lambda runs it, side by side
 // with a hello-world aws-lambda-go function (cmd/perfbench/hello) built the
-// same way, and prints one markdown table, also written to
-// build/perfbench/results.md:
+// same way, and prints markdown tables, also written to
+// build/perfbench/results.md. On loopback:
 //
 //   - cold start: first-invocation latency under the Lambda Runtime Interface
 //     Emulator, from the invocation that starts the process to its answer
@@ -11,16 +11,30 @@
 //     never waits, minus the time the function spent in the ZEGO call;
 //   - sustained DeleteConv throughput with the default rate budget (20/s), as
 //     the ZIM server's request log timed it, and its throttled answers;
-//   - peak RSS of the bootstrap over those messages (VmHWM);
+//   - peak RSS of the bootstrap (VmHWM);
 //   - the linux/arm64 binary sizes.
+//
+// Then with the latency profile (HTTPS to the ZIM server, netem.DefaultProfile()
+// in front of it and of Secrets Manager), for hello-world, the function before
+// the init warm-up (-before, built from git) and the function now:
+//
+//   - the first invocation against its round-trip budget;
+//   - provisioned-concurrency-like: init, a pause, then the first invocation,
+//     under a Runtime API of perfbench's own (runtimeapi.go);
+//   - warm invocations;
+//   - connections a fresh function opens to ZEGO for a cold SQS batch of 10,
+//     over HTTP/2 and over HTTP/1.1;
+//   - throughput.
 //
 // Usage:
 //
-//	perfbench [-cold 10] [-warm 30] [-messages 200] [-out build/perfbench/results.md]
+//	perfbench [-profile both|loopback|latency] [-cold 10] [-warm 30] [-messages 200]
+//	          [-provisioned 5] [-pause 3s] [-batches 3] [-before d23d76a] [-out build/perfbench/results.md]
 //
-// `make bench` runs it after the Go benchmarks. It needs moto_server (the
-// emulator is built from tools/go.mod), binds only to 127.0.0.1, and stops every
-// process it started on exit, failure or Ctrl-C. See docs/performance.md.
+// `make bench` runs it after the Go benchmarks. It needs moto_server and git
+// (the emulator is built from tools/go.mod), binds only to 127.0.0.1, and
+// stops every process it started on exit, failure or Ctrl-C. See
+// docs/performance.md.
 package main
 
 import (
@@ -33,6 +47,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/zim-deleteconv/zim-deleteconv/internal/devstack"
 )
@@ -63,6 +78,25 @@ type options struct {
 	warm     int    // warm invocations measured per function
 	messages int    // SQS messages of the throughput run, in batches of 10
 	out      string // where the results go, besides stdout
+
+	loopback, latency bool          // which profiles run (-profile)
+	before            string        // revision of the latency profile's before column; "" for none
+	provisioned       int           // held invocations (init, pause, invoke) per bootstrap
+	pause             time.Duration // between init and the held invocation
+	batches           int           // cold SQS batches per bootstrap and protocol
+}
+
+// args spells the options as a command line.
+func (o options) args() string {
+	profile := "both"
+	switch {
+	case !o.latency:
+		profile = "loopback"
+	case !o.loopback:
+		profile = "latency"
+	}
+	return fmt.Sprintf("-profile %s -cold %d -warm %d -messages %d -provisioned %d -pause %v -batches %d -before %q",
+		profile, o.cold, o.warm, o.messages, o.provisioned, o.pause, o.batches, o.before)
 }
 
 func parseOptions(args []string, stderr io.Writer, root string) (options, error) {
@@ -73,14 +107,31 @@ func parseOptions(args []string, stderr io.Writer, root string) (options, error)
 	fs.IntVar(&o.warm, "warm", 30, "warm direct invocations per function, 100 ms apart")
 	fs.IntVar(&o.messages, "messages", 200, "SQS messages of the throughput and memory run, in batches of 10")
 	fs.StringVar(&o.out, "out", filepath.Join(root, "build", "perfbench", "results.md"), "file the results table is written to")
+	profile := fs.String("profile", "both", "loopback, latency (HTTPS and netem.DefaultProfile()), or both")
+	fs.StringVar(&o.before, "before", beforeWarmUp, "revision whose function is the latency profile's before column (\"\": none)")
+	fs.IntVar(&o.provisioned, "provisioned", 5, "held invocations per bootstrap with the latency profile: init, -pause, then the first invocation")
+	fs.DurationVar(&o.pause, "pause", 3*time.Second, "pause between init and the held invocation")
+	fs.IntVar(&o.batches, "batches", 3, "cold SQS batches of 10 per bootstrap and protocol with the latency profile")
 	if err := fs.Parse(args); err != nil {
 		return o, err
+	}
+	switch *profile {
+	case "both":
+		o.loopback, o.latency = true, true
+	case "loopback":
+		o.loopback = true
+	case "latency":
+		o.latency = true
+	default:
+		return o, fmt.Errorf("-profile %q: want loopback, latency or both", *profile)
 	}
 	switch {
 	case fs.NArg() > 0:
 		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
-	case o.cold < 1, o.warm < 1, o.messages < 1:
-		return o, errors.New("-cold, -warm and -messages must be at least 1")
+	case o.cold < 1, o.warm < 1, o.messages < 1, o.provisioned < 1, o.batches < 1:
+		return o, errors.New("-cold, -warm, -messages, -provisioned and -batches must be at least 1")
+	case o.pause < 0:
+		return o, errors.New("-pause must not be negative")
 	}
 	return o, nil
 }

@@ -4,7 +4,10 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
+
+	"github.com/zim-deleteconv/zim-deleteconv/internal/netem"
 )
 
 // median is the middle of xs (the mean of the two middle values when there
@@ -148,7 +151,7 @@ func rows(r results) []row {
 			Reference: ms(percentile(r.coldHello, 90)),
 		},
 		{
-			Metric:    "cold start: of which the first DeleteConv call, secret fetch included (function's latencyMs), median",
+			Metric:    "cold start: of which the first DeleteConv call (function's latencyMs; the init warm-up has fetched the secret and opened the connection), median",
 			Ours:      ms(median(r.coldCall)),
 			Reference: "a warm call: " + ms(median(r.warmCall)),
 		},
@@ -207,9 +210,11 @@ func report(r results, o options) string {
 	e := r.env
 	fmt.Fprintf(&b, "## cmd/perfbench\n\n")
 	fmt.Fprintf(&b, "Machine: %s, %d cores · %s · %s · commit %s  \n", e.cpu, e.cores, e.date.Format("2006-01-02 15:04 UTC"), e.goVer, e.commit)
-	fmt.Fprintf(&b, "Command: `make bench` (`go run ./cmd/perfbench -cold %d -warm %d -messages %d`)\n\n", o.cold, o.warm, o.messages)
-	b.WriteString(table(rows(r)))
-	b.WriteString(`
+	fmt.Fprintf(&b, "Command: `make bench` (`go run ./cmd/perfbench %s`)\n", o.args())
+	if o.loopback {
+		b.WriteString("\n### Loopback\n\n")
+		b.WriteString(table(rows(r)))
+		b.WriteString(`
 - Both bootstraps are built for this machine as for Lambda and run under aws-lambda-rie via internal/devstack, with the
   local ZIM server (cmd/zimserver, 20 requests/s per AppId) and moto_server as Secrets Manager.
 - Cold start: a fresh emulator per sample, the two bootstraps alternating, one discarded warm-up pair first. The time
@@ -220,6 +225,148 @@ func report(r results, o options) string {
 - Throughput: one function instance, ZEGO_RATE_LIMIT unset (20/s), batches invoked one at a time; failures delivered
   again as SQS would. Requests/s = (accepted − 1) / (last − first accepted arrival) in the ZIM server's log.
 - MB = 10^6 bytes.
+`)
+	}
+	if o.latency && r.lat != nil {
+		b.WriteString(latencyReport(r.lat))
+	}
+	return b.String()
+}
+
+// The latency profile's targets (issue 14).
+const (
+	latencySlack       = 1.15 // the first invocation within 15% of its round-trip budget
+	maxHTTP2BatchConns = 2    // connections a cold SQS batch of 10 may open over HTTP/2
+)
+
+// grid formats a markdown table with the given header; "" cells read "—".
+func grid(header []string, rows [][]string) string {
+	var b strings.Builder
+	line := func(cells []string) {
+		b.WriteString("|")
+		for _, c := range cells {
+			if c == "" {
+				c = "—"
+			}
+			fmt.Fprintf(&b, " %s |", strings.ReplaceAll(c, "|", `\|`))
+		}
+		b.WriteString("\n")
+	}
+	line(header)
+	b.WriteString(strings.Repeat("|---", len(header)) + "|\n")
+	for _, r := range rows {
+		line(r)
+	}
+	return b.String()
+}
+
+// firstBudget is the first invocation's target with the latency profile:
+// hello-world's first invocation, plus the longer of the secret path and
+// ZEGO's connection set-up (they overlap), plus one ZEGO round trip, plus 15%.
+// It returns the budget and its arithmetic.
+func firstBudget(p netem.Profile, hello float64) (float64, string) {
+	secret := msOf(p.SecretsManager.Setup + p.SecretsManager.RoundTrip)
+	setup := msOf(p.ZEGO.Setup + p.ZEGO.RoundTrip) // TCP, then TLS 1.3's one round trip
+	rt := msOf(p.ZEGO.RoundTrip)
+	budget := (hello + max(secret, setup) + rt) * latencySlack
+	return budget, fmt.Sprintf("≤ (%s + max(%s, %s) + %s) × %.2f = %s", ms(hello), ms(secret), ms(setup), ms(rt), latencySlack, ms(budget))
+}
+
+// heldBudget is the held invocation's target: about one ZEGO round trip, on
+// top of what hello-world's held invocation costs, plus 15%.
+func heldBudget(p netem.Profile, hello float64) (float64, string) {
+	rt := msOf(p.ZEGO.RoundTrip)
+	budget := (hello + rt) * latencySlack
+	return budget, fmt.Sprintf("≈ one ZEGO round trip: ≤ (%s + %s) × %.2f = %s", ms(hello), ms(rt), latencySlack, ms(budget))
+}
+
+// conns lists the connections of each batch, and the batches' median latency.
+func conns(bs []batchSample) string {
+	if len(bs) == 0 {
+		return ""
+	}
+	var cs []string
+	var lat []float64
+	for _, b := range bs {
+		cs = append(cs, strconv.Itoa(b.conns))
+		lat = append(lat, b.latency)
+	}
+	return fmt.Sprintf("%s (batch: %s)", strings.Join(cs, ", "), ms(median(lat)))
+}
+
+// maxConns is the most connections any of bs opened; -1 when bs is empty.
+func maxConns(bs []batchSample) int {
+	m := -1
+	for _, b := range bs {
+		m = max(m, b.conns)
+	}
+	return m
+}
+
+// latencyRows are the latency profile's rows: metric, hello-world, before,
+// after, target, met.
+func latencyRows(l *latencyResults) [][]string {
+	med := func(v variant, xs [variants][]float64) string {
+		if len(xs[v]) == 0 {
+			return ""
+		}
+		return ms(median(xs[v]))
+	}
+	p90 := func(v variant, xs [variants][]float64) string {
+		if len(xs[v]) == 0 {
+			return ""
+		}
+		return ms(percentile(xs[v], 90))
+	}
+	hello := median(l.first[helloWorld])
+	first := median(l.first[after])
+	budget, arithmetic := firstBudget(l.profile, hello)
+	held := median(l.prov[after])
+	hBudget, hArithmetic := heldBudget(l.profile, median(l.prov[helloWorld]))
+	h2 := l.batch[after][http2]
+	rows := [][]string{
+		{fmt.Sprintf("first invocation, median of %d (process start → answer, under the emulator)", len(l.first[after])),
+			med(helloWorld, l.first), med(before, l.first), med(after, l.first), arithmetic, met(first <= budget)},
+		{"first invocation, p90", p90(helloWorld, l.first), p90(before, l.first), p90(after, l.first), "", ""},
+		{"… the first DeleteConv call (function's latencyMs: credentials, connection, request), median", "", med(before, l.firstCall), med(after, l.firstCall), "", ""},
+		{fmt.Sprintf("provisioned-like: init, %v pause, then the first invocation, median of %d (perfbench's Runtime API)", l.pause, len(l.prov[after])),
+			med(helloWorld, l.prov), med(before, l.prov), med(after, l.prov), hArithmetic, met(held <= hBudget)},
+		{"… its init (process start → first request for an event), median", med(helloWorld, l.provInit), med(before, l.provInit), med(after, l.provInit), "", ""},
+		{fmt.Sprintf("warm direct invocation, median of %d (%d ms apart)", len(l.warm[after]), warmSpacing.Milliseconds()),
+			med(helloWorld, l.warm), "", fmt.Sprintf("%s (the ZEGO call: %s)", med(after, l.warm), ms(median(l.warmCall))), "", ""},
+		{fmt.Sprintf("cold SQS batch of 10, HTTP/2: connections opened to ZEGO, each of %d batches", len(h2)),
+			"", conns(l.batch[before][http2]), conns(h2), fmt.Sprintf("≤ %d", maxHTTP2BatchConns), met(maxConns(h2) >= 0 && maxConns(h2) <= maxHTTP2BatchConns)},
+		{"cold SQS batch of 10, HTTP/1.1 (" + http1Env + "): connections opened to ZEGO", "", conns(l.batch[before][http1]), conns(l.batch[after][http1]), "", ""},
+	}
+	ld := l.load
+	rows = append(rows, []string{
+		fmt.Sprintf("DeleteConv throughput: %d SQS messages in batches of 10, one at a time, default rate", ld.messages),
+		"", "", fmt.Sprintf("%.2f requests/s, %d throttled, %d lost, %d still failing", ld.rate(), ld.throttled, ld.lost, ld.unfinished), "", ""})
+	return rows
+}
+
+// latencyReport is the latency profile's section of the report.
+func latencyReport(l *latencyResults) string {
+	var b strings.Builder
+	p := l.profile
+	fmt.Fprintf(&b, "\n### Latency profile: HTTPS, ZEGO %v per round trip (set-up %v), Secrets Manager %v (set-up %v)\n\n",
+		p.ZEGO.RoundTrip, p.ZEGO.Setup, p.SecretsManager.RoundTrip, p.SecretsManager.Setup)
+	beforeCol := "before the warm-up"
+	if l.before != "" {
+		beforeCol += " (" + l.before + ")"
+	}
+	b.WriteString(grid([]string{"metric", "hello-world", beforeCol, "after (this commit)", "target", "met?"}, latencyRows(l)))
+	b.WriteString(`
+- One local stack: the ZIM server serves HTTPS (HTTP/2 and HTTP/1.1, TLS 1.3), and the functions reach it and
+  moto_server's Secrets Manager through internal/netem proxies with netem.DefaultProfile(); admin calls and SQS go
+  straight. The three bootstraps alternate, each sample in a fresh emulator, one discarded round first.
+- The target's terms come from the profile: the secret path is Secrets Manager's set-up and one request; ZEGO's
+  connection set-up is TCP and TLS 1.3, two round trips.
+- Provisioned-like: perfbench serves the Lambda Runtime API itself, so that init ends (the runtime asks for an event)
+  well before the event comes; the emulator hands the first event over the moment init ends.
+- Connections: counted by the proxy in front of the ZIM server, for a fresh function's first invocation with an SQS
+  batch of 10 records. HTTP/1.1 is the client offering only http/1.1 (` + http1Env + `), as against a server
+  that does not offer HTTP/2.
 `)
 	return b.String()
 }

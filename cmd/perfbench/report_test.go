@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/zim-deleteconv/zim-deleteconv/internal/devstack"
+	"github.com/zim-deleteconv/zim-deleteconv/internal/netem"
 )
 
 func TestMedianAndPercentile(t *testing.T) {
@@ -187,10 +188,10 @@ func TestReportNamesWhereAndHow(t *testing.T) {
 	t.Parallel()
 	r := measured()
 	r.env = environment{cpu: "Test CPU", cores: 2, date: time.Date(2026, 11, 27, 14, 3, 0, 0, time.UTC), goVer: "go1.26.8 linux/amd64", commit: "0123456789ab"}
-	out := report(r, options{cold: 10, warm: 30, messages: 200})
+	out := report(r, options{cold: 10, warm: 30, messages: 200, loopback: true})
 	for _, want := range []string{
 		"Test CPU, 2 cores", "2026-11-27 14:03 UTC", "go1.26.8 linux/amd64", "commit 0123456789ab",
-		"`go run ./cmd/perfbench -cold 10 -warm 30 -messages 200`",
+		"`go run ./cmd/perfbench -profile loopback -cold 10 -warm 30 -messages 200 ",
 		"| cold start: first invocation, median of 2 (process start → answer, secret fetch included) | 8.00 ms (2.00× hello-world) | 4.00 ms | ≤ 2× hello-world | yes |",
 		"19.00 requests/s = 95.0% of 20/s", "limiter ceiling 19.40/s (97% spacing)",
 	} {
@@ -203,10 +204,18 @@ func TestReportNamesWhereAndHow(t *testing.T) {
 func TestParseOptions(t *testing.T) {
 	t.Parallel()
 	o, err := parseOptions(nil, io.Discard, "/repo")
-	if err != nil || o != (options{cold: 10, warm: 30, messages: 200, out: "/repo/build/perfbench/results.md"}) {
+	want := options{cold: 10, warm: 30, messages: 200, out: "/repo/build/perfbench/results.md",
+		loopback: true, latency: true, before: beforeWarmUp, provisioned: 5, pause: 3 * time.Second, batches: 3}
+	if err != nil || o != want {
 		t.Errorf("defaults: %+v, %v", o, err)
 	}
-	for _, args := range [][]string{{"-cold", "0"}, {"-messages", "-1"}, {"extra"}, {"-nope"}} {
+	if o, err := parseOptions([]string{"-profile", "latency", "-before", ""}, io.Discard, "/repo"); err != nil || o.loopback || !o.latency || o.before != "" {
+		t.Errorf("-profile latency -before '': %+v, %v", o, err)
+	}
+	if got := o.args(); got != `-profile both -cold 10 -warm 30 -messages 200 -provisioned 5 -pause 3s -batches 3 -before "d23d76a"` {
+		t.Errorf("args() = %s", got)
+	}
+	for _, args := range [][]string{{"-cold", "0"}, {"-messages", "-1"}, {"extra"}, {"-nope"}, {"-profile", "wan"}, {"-batches", "0"}, {"-pause", "-1s"}} {
 		if _, err := parseOptions(args, io.Discard, "/repo"); err == nil {
 			t.Errorf("parseOptions(%q) gave no error", args)
 		}
@@ -247,5 +256,100 @@ func TestEvents(t *testing.T) {
 	}
 	if _, err := deleted(devstack.InvokeResult{Body: []byte(`{"Code":660800002,"Outcome":"already_deleted"}`)}); err == nil {
 		t.Error("deleted accepted an already-deleted answer")
+	}
+}
+
+func TestGrid(t *testing.T) {
+	t.Parallel()
+	got := grid([]string{"metric", "a", "b"}, [][]string{{"x | y", "1", ""}})
+	want := "| metric | a | b |\n|---|---|---|\n| x \\| y | 1 | — |\n"
+	if got != want {
+		t.Errorf("grid:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+func TestFirstBudget(t *testing.T) {
+	t.Parallel()
+	// (4 + max(32, 200) + 100) × 1.15 = 349.6
+	got, arithmetic := firstBudget(netem.DefaultProfile(), 4)
+	if math.Abs(got-349.6) > 1e-9 {
+		t.Errorf("firstBudget = %v, want 349.6", got)
+	}
+	if arithmetic != "≤ (4.00 ms + max(32.0 ms, 200 ms) + 100 ms) × 1.15 = 350 ms" {
+		t.Errorf("arithmetic = %q", arithmetic)
+	}
+	// A slow secret path takes over from the connection set-up.
+	slow := netem.DefaultProfile()
+	slow.SecretsManager.RoundTrip = 300 * time.Millisecond
+	if got, _ := firstBudget(slow, 4); math.Abs(got-(4+302+100)*1.15) > 1e-9 {
+		t.Errorf("firstBudget with a 300 ms secret = %v", got)
+	}
+	if got, _ := heldBudget(netem.DefaultProfile(), 1); math.Abs(got-101*1.15) > 1e-9 {
+		t.Errorf("heldBudget = %v, want 116.15", got)
+	}
+}
+
+// latencyMeasured is a latency-profile run just within its targets.
+func latencyMeasured() *latencyResults {
+	l := &latencyResults{profile: netem.DefaultProfile(), before: "d23d76a", pause: 3 * time.Second}
+	l.first[helloWorld] = []float64{4}
+	l.first[before] = []float64{360}
+	l.first[after] = []float64{349.5}
+	l.prov[helloWorld] = []float64{1}
+	l.prov[after] = []float64{116.1}
+	l.batch[after][http2] = []batchSample{{conns: 1}, {conns: 2}}
+	l.batch[after][http1] = []batchSample{{conns: 7}}
+	return l
+}
+
+func TestLatencyRowsCheckTheTargets(t *testing.T) {
+	t.Parallel()
+	metOf := func(l *latencyResults) map[string]string {
+		out := map[string]string{}
+		for _, r := range latencyRows(l) {
+			if r[5] != "" {
+				out[strings.SplitN(r[0], ",", 2)[0]] = r[5]
+			}
+		}
+		return out
+	}
+	all := metOf(latencyMeasured())
+	if len(all) != 3 {
+		t.Fatalf("rows with a target: %v, want 3", all)
+	}
+	for k, v := range all {
+		if v != "yes" {
+			t.Errorf("%s: met = %s at the limit, want yes", k, v)
+		}
+	}
+	for _, tt := range []struct {
+		name   string
+		change func(*latencyResults)
+		metric string
+	}{
+		{"first invocation over budget", func(l *latencyResults) { l.first[after] = []float64{349.7} }, "first invocation"},
+		{"held invocation over budget", func(l *latencyResults) { l.prov[after] = []float64{116.2} }, "provisioned-like: init"},
+		{"three connections over HTTP/2", func(l *latencyResults) { l.batch[after][http2][1].conns = 3 }, "cold SQS batch of 10"},
+		{"no batch measured", func(l *latencyResults) { l.batch[after][http2] = nil }, "cold SQS batch of 10"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			l := latencyMeasured()
+			tt.change(l)
+			for k, v := range metOf(l) {
+				want := "yes"
+				if k == tt.metric {
+					want = "no"
+				}
+				if v != want {
+					t.Errorf("%s: met = %s, want %s", k, v, want)
+				}
+			}
+		})
+	}
+	out := latencyReport(latencyMeasured())
+	for _, want := range []string{"| before the warm-up (d23d76a) |", "1, 2 (batch:", http1Env} {
+		if !strings.Contains(out, want) {
+			t.Errorf("latency report lacks %q:\n%s", want, out)
+		}
 	}
 }

@@ -288,7 +288,7 @@ type DemoInfo struct {
 // the local ZIM server saw. ok reports whether every sample behaved as
 // expected; err is for a demo that could not run to the end.
 func RunDemo(ctx context.Context, s *Stack, samples []Sample, w io.Writer) (ok bool, err error) {
-	admin := zimtest.NewAdminClient(s.ZIMURL())
+	admin := s.Admin()
 	if err := admin.ResetRequests(ctx); err != nil {
 		return false, err
 	}

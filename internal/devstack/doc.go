@@ -19,6 +19,21 @@
 // Queue.Receives, Queue.DeadLetters and the ZIM server's request log
 // (Stack.Admin).
 //
+// # TLS and latency
+//
+// Config.TLS serves the ZIM server over HTTPS (zimserver -tls); the
+// functions trust its certificate authority through SSL_CERT_FILE
+// (LogDir/zim-ca.pem) and Admin trusts it too. Config.Latency puts an
+// internal/netem proxy with the profile's links in front of the ZIM server
+// and another in front of moto's Secrets Manager: the functions get
+// ZEGO_API_URL and AWS_ENDPOINT_URL_SECRETS_MANAGER pointing at the proxies
+// (APIURL, FunctionSecretsManagerURL), while the admin API, the secret's
+// creation and SQS are reached directly, so they neither wait nor count.
+// ZEGOConnections is the ZEGO proxy's count of accepted connections.
+// FunctionConfig.Bootstrap runs another build beside the stack's, under the
+// same conditions. cmd/devstack's -latency default sets both options with
+// netem.DefaultProfile().
+//
 // # Processes
 //
 // Start builds the emulator (FindRIE: go tool, cached), the bootstrap and the

@@ -51,6 +51,9 @@ type FunctionConfig struct {
 	// Env holds KEY=value entries set last, over the stack's own, e.g.
 	// "ZEGO_RATE_LIMIT=5", "LOG_LEVEL=debug", "ZEGO_SECRET_ID=other".
 	Env []string
+	// Bootstrap runs another build than the stack's for this function, for
+	// example to compare two versions under the same conditions.
+	Bootstrap string
 }
 
 // Function is the bootstrap running under the Lambda Runtime Interface

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/zim-deleteconv/zim-deleteconv/internal/motoserver"
+	"github.com/zim-deleteconv/zim-deleteconv/internal/netem"
 	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim"
 	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim/zimtest"
 )
@@ -91,6 +93,18 @@ type Config struct {
 	StopGrace time.Duration
 	// Progress, when set, receives one line per start-up step.
 	Progress io.Writer
+	// TLS serves the local ZIM server over HTTPS (zimserver -tls, HTTP/2
+	// and HTTP/1.1): the functions trust its certificate authority through
+	// SSL_CERT_FILE (CertificateFile), and Admin trusts it too.
+	TLS bool
+	// Latency, when set, puts a latency-injecting proxy (internal/netem)
+	// with the profile's links in front of the local ZIM server and the
+	// local Secrets Manager; the functions reach both through them
+	// (APIURL, FunctionSecretsManagerURL), while admin calls and SQS go
+	// straight. With TLS and netem.DefaultProfile() the functions pay the
+	// round trips of one in us-east-1 calling ZEGO. ZEGOConnections counts
+	// the connections opened to the ZIM server.
+	Latency *netem.Profile
 }
 
 // Stack is a running local development stack: the local ZIM server,
@@ -109,6 +123,11 @@ type Stack struct {
 	moto    *motoserver.Server
 	motoLog *os.File
 	sm      *secretsmanager.Client
+
+	// With Config.TLS and Config.Latency (network.go).
+	certFile           string
+	adminHTTP          *http.Client
+	zegoProxy, smProxy *netem.Proxy
 
 	queue      *Queue
 	queueFns   []*Function
@@ -173,6 +192,9 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 			cfg.Function.RateLimit = DefaultAPIRate
 		}
 	}
+	if (cfg.TLS || cfg.Latency != nil) && cfg.Target != TargetLocal {
+		return nil, fmt.Errorf("devstack: TLS and latency apply to the local stack only (unset %s)", TargetEnv)
+	}
 	s := &Stack{cfg: cfg}
 
 	// Everything that can be checked in a moment is, before the builds.
@@ -211,6 +233,9 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 			return nil, err
 		}
 		if err := s.startMoto(ctx); err != nil {
+			return nil, err
+		}
+		if err := s.startProxies(); err != nil {
 			return nil, err
 		}
 	}
@@ -311,7 +336,7 @@ func (s *Stack) startZIMServer(ctx context.Context) error {
 			}
 		}
 	}
-	argv := []string{s.cfg.ZIMServer, "-addr", "127.0.0.1:0", "-seed", s.cfg.Seed}
+	argv := append([]string{s.cfg.ZIMServer, "-addr", "127.0.0.1:0", "-seed", s.cfg.Seed}, s.zimServerTLSArgs()...)
 	c, err := startChild("zimserver", argv, os.Environ(), s.cfg.Root, s.cfg.LogDir, onLine)
 	if err != nil {
 		return err
@@ -321,7 +346,7 @@ func (s *Stack) startZIMServer(ctx context.Context) error {
 	defer t.Stop()
 	select {
 	case s.zimURL = <-urlCh:
-		return nil
+		return s.trustZIMServer()
 	case <-c.exited:
 		return fmt.Errorf("devstack: %w", c.exitedErr())
 	case <-ctx.Done():
@@ -378,6 +403,18 @@ func (s *Stack) StartFunction(ctx context.Context, fc FunctionConfig) (*Function
 	return s.startFunction(ctx, fc, fc.Name)
 }
 
+// Env is the environment StartFunction gives fc's bootstrap (through the
+// emulator), for running the same bootstrap under another harness.
+func (s *Stack) Env(fc FunctionConfig) ([]string, error) {
+	if fc.Name == "" {
+		fc.Name = "api"
+	}
+	if fc.Timeout <= 0 {
+		fc.Timeout = DefaultFunctionTimeout
+	}
+	return s.env(fc, fc.Name)
+}
+
 // startFunction starts fc running as AWS_LAMBDA_FUNCTION_NAME deleteconv-role.
 func (s *Stack) startFunction(ctx context.Context, fc FunctionConfig, role string) (*Function, error) {
 	if fc.Timeout <= 0 {
@@ -401,7 +438,11 @@ func (s *Stack) startFunction(ctx context.Context, fc FunctionConfig, role strin
 	s.mu.Unlock()
 
 	s.progress("starting the Lambda Runtime Interface Emulator with the function (%s)", fc.Name)
-	f, err := startFunction(ctx, fc.Name, s.rie, s.bootstrap, env, s.cfg.LogDir, s.cfg.StartTimeout)
+	bootstrap := s.bootstrap
+	if fc.Bootstrap != "" {
+		bootstrap = fc.Bootstrap
+	}
+	f, err := startFunction(ctx, fc.Name, s.rie, bootstrap, env, s.cfg.LogDir, s.cfg.StartTimeout)
 	if err != nil {
 		return nil, err
 	}
@@ -477,7 +518,7 @@ func (s *Stack) localEnv() []string {
 	if s.queue != nil {
 		env = append(env, "ZEGO_JOB_QUEUE_URL="+s.queue.URL)
 	}
-	return env
+	return s.networkEnv(env)
 }
 
 // awsEnv is TargetAWS's environment: the caller's own.
@@ -606,6 +647,7 @@ func (s *Stack) Close() error {
 		for i := len(fns) - 1; i >= 0; i-- {
 			errs = append(errs, fns[i].rie.stop(s.cfg.StopGrace))
 		}
+		errs = append(errs, s.closeProxies())
 		if s.zim != nil {
 			errs = append(errs, s.zim.stop(s.cfg.StopGrace))
 		}
@@ -666,6 +708,9 @@ func SecretJSON(appID uint32, serverSecret string) (string, error) {
 func (s *Stack) Admin() *zimtest.AdminClient {
 	if s.zimURL == "" {
 		return nil
+	}
+	if s.adminHTTP != nil {
+		return zimtest.NewAdminClient(s.zimURL, zimtest.WithAdminHTTPClient(s.adminHTTP))
 	}
 	return zimtest.NewAdminClient(s.zimURL)
 }

@@ -21,7 +21,7 @@ type Profile struct {
 }
 
 // The default profile: a function in us-east-1 calling Secrets Manager in its
-// own region and ZEGO's unified host, zim-api.zego.im. docs/latency-profile.md
+// own region and ZEGO's unified host, zim-api.zego.im. docs/performance.md
 // gives the sources.
 const (
 	// SecretsManagerRoundTrip is one GetSecretValue, service time folded in:

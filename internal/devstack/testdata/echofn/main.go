@@ -1,6 +1,8 @@
 // Command echofn is a stand-in Lambda function for the devstack tests: it
 // answers with the event and the environment variables the event asks for,
-// logs a JSON line, and sleeps or fails on request. An SQS event gets an
+// logs a JSON line, and sleeps or fails on request. It also GETs the URLs
+// that the environment variables named in "get" hold and answers with what
+// came back, so that tests see the network the stack gave it. An SQS event gets an
 // SQSEventResponse, each record's body saying what to do (see record).
 package main
 
@@ -8,7 +10,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"strconv"
 	"time"
@@ -23,6 +27,7 @@ type event struct {
 	Sleep   string   `json:"sleep"`
 	Fail    string   `json:"fail"`
 	Log     string   `json:"log"`
+	Get     []string `json:"get"`
 	Records []json.RawMessage
 }
 
@@ -63,8 +68,12 @@ func main() {
 		for _, k := range ev.Env {
 			env[k] = os.Getenv(k)
 		}
+		got := map[string]fetched{}
+		for _, k := range ev.Get {
+			got[k] = get(ctx, os.Getenv(k))
+		}
 		deadline, _ := ctx.Deadline()
-		return map[string]any{"env": env, "requestId": lc.AwsRequestID, "deadlineIn": time.Until(deadline).Round(time.Second).String()}, nil
+		return map[string]any{"env": env, "got": got, "requestId": lc.AwsRequestID, "deadlineIn": time.Until(deadline).Round(time.Second).String()}, nil
 	})
 }
 
@@ -95,4 +104,27 @@ func sqs(raw json.RawMessage) (any, error) {
 		}
 	}
 	return resp, nil
+}
+
+// fetched is what a GET returned.
+type fetched struct {
+	Status int    `json:"status"`
+	Proto  string `json:"proto"`
+	Error  string `json:"error"`
+}
+
+// get GETs url with the default client: the system's roots (SSL_CERT_FILE)
+// and HTTP/2 where the server offers it.
+func get(ctx context.Context, url string) fetched {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return fetched{Error: err.Error()}
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fetched{Error: err.Error()}
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return fetched{Status: resp.StatusCode, Proto: resp.Proto}
 }
