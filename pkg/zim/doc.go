@@ -114,7 +114,9 @@
 // not share a connection still being opened, though: ten calls on a cold Client
 // open ten. Preconnect opens one ahead (DNS, TCP and TLS, with an unsigned HEAD
 // request and no rate-limit slot), and calls made meanwhile wait for it; after
-// it, ten concurrent calls use that one connection over HTTP/2. Over HTTP/1.1
+// it, ten concurrent calls use that one connection over HTTP/2. Over HTTP/2 it
+// returns as soon as the connection is open, without waiting for the HEAD's
+// answer, so warming up costs the set-up and not one more round trip. Over HTTP/1.1
 // each call in flight needs a connection of its own; up to MaxRateLimit stay
 // open for reuse. Preconnect is optional: without it the first call connects.
 //

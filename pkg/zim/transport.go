@@ -2,11 +2,14 @@ package zim
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptrace"
+	"sync"
 	"time"
 )
 
@@ -45,39 +48,81 @@ func defaultHTTPClient() *http.Client {
 //
 // It sends one unsigned HEAD request for the base URL, with no credentials and
 // no rate-limit slot, and discards the answer whatever its status: any answer
-// means the connection is open. It is bounded by ctx. Calls made meanwhile wait
-// for it (within their own contexts), so that over HTTP/2 they share its
-// connection instead of each opening one. An error (matching
-// ErrTransport, and the context's error when ctx ended) only means the first
-// call connects by itself; it carries no credentials.
+// means the connection is open. Over HTTP/2 it returns as soon as the
+// connection is open (calls share it at once; the HEAD's answer is read in the
+// background); over HTTP/1.1 once the answer is read, since only then does the
+// connection go back to the pool. It is bounded by ctx. Calls made meanwhile
+// wait for it (within their own contexts), so that over HTTP/2 they share its
+// connection instead of each opening one. An error (matching ErrTransport, and
+// the context's error when ctx ended) only means the first call connects by
+// itself; it carries no credentials.
 func (c *Client) Preconnect(ctx context.Context) error {
-	done := make(chan struct{})
-	c.preconnecting.Store(&done)
-	defer func() {
-		c.preconnecting.CompareAndSwap(&done, nil)
-		close(done)
-	}()
-
-	req, err := http.NewRequestWithContext(ctx, http.MethodHead, c.base, nil)
-	if err != nil {
-		return fmt.Errorf("zim: preconnect: building the request failed: %w", err)
-	}
-	t0 := time.Now()
-	hr, err := c.http.Do(req)
-	if err != nil {
+	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("zim: preconnect: %w: %w", ErrTransport, err)
 	}
-	// Drained and closed, an HTTP/1.1 connection goes back to the pool.
-	_, _ = io.Copy(io.Discard, io.LimitReader(hr.Body, maxBodyBytes))
-	_ = hr.Body.Close()
-	if c.log.Enabled(ctx, slog.LevelDebug) {
-		c.log.LogAttrs(ctx, slog.LevelDebug, "zim: preconnect",
-			slog.String("protocol", hr.Proto),
-			slog.Int("http_status", hr.StatusCode),
-			slog.Duration("latency", time.Since(t0)))
+	done := make(chan struct{})
+	var once sync.Once
+	release := func() {
+		once.Do(func() {
+			c.preconnecting.CompareAndSwap(&done, nil)
+			close(done)
+		})
 	}
-	return nil
+	c.preconnecting.Store(&done)
+	defer release()
+
+	open := make(chan struct{}, 1)
+	trace := &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) {
+		if tc, ok := info.Conn.(*tls.Conn); ok && tc.ConnectionState().NegotiatedProtocol == "h2" {
+			select {
+			case open <- struct{}{}:
+			default:
+			}
+		}
+	}}
+	// The HEAD may outlive ctx once Preconnect has returned over HTTP/2:
+	// cancelling it then would only waste the round trip. It is bounded by
+	// preconnectTimeout instead.
+	reqCtx, cancel := context.WithTimeout(httptrace.WithClientTrace(context.WithoutCancel(ctx), trace), preconnectTimeout)
+	req, err := http.NewRequestWithContext(reqCtx, http.MethodHead, c.base, nil)
+	if err != nil {
+		cancel()
+		return fmt.Errorf("zim: preconnect: building the request failed: %w", err)
+	}
+	answered := make(chan error, 1)
+	go func() {
+		defer cancel()
+		defer release()
+		t0 := time.Now()
+		hr, err := c.http.Do(req)
+		if err != nil {
+			answered <- fmt.Errorf("zim: preconnect: %w: %w", ErrTransport, err)
+			return
+		}
+		// Drained and closed, an HTTP/1.1 connection goes back to the pool.
+		_, _ = io.Copy(io.Discard, io.LimitReader(hr.Body, maxBodyBytes))
+		_ = hr.Body.Close()
+		if c.log.Enabled(reqCtx, slog.LevelDebug) {
+			c.log.LogAttrs(reqCtx, slog.LevelDebug, "zim: preconnect",
+				slog.String("protocol", hr.Proto),
+				slog.Int("http_status", hr.StatusCode),
+				slog.Duration("latency", time.Since(t0)))
+		}
+		answered <- nil
+	}()
+	select {
+	case <-open:
+		return nil
+	case err := <-answered:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("zim: preconnect: %w: %w", ErrTransport, ctx.Err())
+	}
 }
+
+// preconnectTimeout bounds Preconnect's HEAD request, which may go on after
+// Preconnect returns.
+const preconnectTimeout = 10 * time.Second
 
 // awaitPreconnect waits for a Preconnect in progress, if any: net/http does not
 // share a connection being dialled, so each call would otherwise open its own.
