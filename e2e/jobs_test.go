@@ -369,6 +369,7 @@ func testJobBigFIFOQueue(t *testing.T) {
 	if rounds == 0 {
 		t.Error("no continuation was delivered")
 	}
+	t.Logf("%d continuations delivered, in group %q, each with the deduplication id <JobId>-<Round>", rounds, j.user)
 }
 
 // testJobBigTransientFaults runs the big job while about a tenth of its
