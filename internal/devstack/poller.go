@@ -58,6 +58,9 @@ type Delivery struct {
 	ReceiveCount int
 	// GroupID is its MessageGroupId, if any.
 	GroupID string
+	// DeduplicationID is its MessageDeduplicationId (FIFO queues only): the
+	// sender's, or SQS's hash of the body under content-based deduplication.
+	DeduplicationID string
 }
 
 type poller struct {
@@ -149,7 +152,8 @@ func (p *poller) deliver(ctx context.Context, f *Function, msgs []types.Message,
 		n, _ := strconv.Atoi(m.Attributes[string(types.MessageSystemAttributeNameApproximateReceiveCount)])
 		b.Messages = append(b.Messages, Delivery{
 			MessageID: ids[i], Body: aws.ToString(m.Body), ReceiveCount: n,
-			GroupID: m.Attributes[string(types.MessageSystemAttributeNameMessageGroupId)],
+			GroupID:         m.Attributes[string(types.MessageSystemAttributeNameMessageGroupId)],
+			DeduplicationID: m.Attributes[string(types.MessageSystemAttributeNameMessageDeduplicationId)],
 		})
 	}
 	event, err := json.Marshal(sqsEvent(p.q.ARN, msgs))

@@ -9,8 +9,10 @@
 // A run is one invocation's share of a job. It stops dispatching deletions a
 // little before its context's deadline (the reserve lets calls in flight come
 // back and the continuation be sent), at once on a systemic failure (a wrong
-// secret or setting: every further call would fail the same way), and after
-// maxFailuresWithoutProgress failures when nothing was deleted. A run that
+// secret or setting: every further call would fail the same way), after
+// maxFailuresWithoutProgress failures when nothing was deleted, and after
+// maxListFailures failed listings (one failed listing is tried again, so an
+// odd answer does not end a run that has its time still ahead). A run that
 // ends with work left after progress (at least one conversation deleted or
 // already deleted) yields the next round's Continuation; one without progress
 // does not, so a stuck job fails like any other request. A job takes at most
@@ -50,6 +52,11 @@ const (
 	// maxFailedConvIDs bounds the ConvIds a summary (and so a log line or an
 	// answer) names; Failed still counts them all.
 	maxFailedConvIDs = 20
+	// maxListFailures is how many failed listings a run takes, listRetryPause
+	// apart, before it ends: a run that ended on the first one would cost a
+	// job without progress yet a whole visibility timeout for one odd answer.
+	maxListFailures = 3
+	listRetryPause  = 500 * time.Millisecond
 )
 
 // The reserve of a run: it stops dispatching this long before its context's
@@ -174,6 +181,7 @@ type run struct {
 	failed      int
 	failedCalls int // failures that cost a call to ZEGO
 	failedIDs   []string
+	listFails   int
 	lastErr     error
 	lastOutcome outcome.Outcome
 	cut         bool  // something was left untried for lack of time
@@ -251,10 +259,13 @@ func (j *Job) Run(ctx context.Context, p Params) Result {
 				if page != nil {
 					resp = &page.Response
 				}
-				r.listFailed(resp, err)
+				if r.listFailed(resp, err) && pause(dispatch, listRetryPause) {
+					continue
+				}
 			}
 			break
 		}
+		r.listed()
 		var todo []zim.Conversation
 		for _, c := range page.List {
 			if k := (convKey{c.ConvID, c.ConvType}); !tried[k] {
@@ -291,8 +302,9 @@ func (r *run) count(o outcome.Outcome, resp *zim.Response) {
 	}
 }
 
-// listFailed records a listing that failed for another reason than time.
-func (r *run) listFailed(resp *zim.Response, err error) {
+// listFailed records a listing that failed for another reason than time, and
+// reports whether the run lists again.
+func (r *run) listFailed(resp *zim.Response, err error) (again bool) {
 	o := outcome.Classify(context.Background(), err)
 	r.count(o, resp)
 	r.mu.Lock()
@@ -301,6 +313,27 @@ func (r *run) listFailed(resp *zim.Response, err error) {
 		r.systemic = err
 	}
 	r.listErr, r.listResp = err, resp
+	r.listFails++
+	return r.systemic == nil && r.listFails < maxListFailures
+}
+
+// listed records a listing that succeeded: a failed one before it is over.
+func (r *run) listed() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.listErr, r.listResp = nil, nil
+}
+
+// pause waits d, or until ctx is done; it reports whether d passed.
+func pause(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }
 
 // done records one conversation's outcome; ctx is the context its call ran under.

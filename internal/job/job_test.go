@@ -131,6 +131,55 @@ func TestRunPermanentFailureIsUpstreamError(t *testing.T) {
 	})
 }
 
+// TestRunListsAgainAfterAFailedListing: a listing that fails (a 200 that is
+// not JSON, final for the client) is tried again after a pause, so one odd
+// answer does not end a run without progress, which would cost a queued job
+// a whole visibility timeout. A listing that keeps failing ends the run after
+// maxListFailures calls.
+func TestRunListsAgainAfterAFailedListing(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		fails int
+	}{
+		{"once", 1},
+		{"every time", 100},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			synctest.Test(t, func(t *testing.T) {
+				f := newFixture(t, 1000)
+				f.seed("erin", 30)
+				f.srv.Inject(zimtest.Fault{Action: "QueryConversationList", Body: "<html>502 Bad Gateway</html>", Times: tc.fails})
+				start := time.Now()
+				r := f.job().Run(deadline(t, 10*time.Second), all("erin"))
+
+				if tc.fails == 1 {
+					if r.Outcome != outcome.Deleted || !r.Summary.Complete || r.Summary.Deleted != 30 || r.Resp != nil || r.Err != nil {
+						t.Fatalf("result %+v, summary %+v", r, r.Summary)
+					}
+					var served []string
+					for _, q := range f.srv.Requests() {
+						if q.Action == "QueryConversationList" {
+							served = append(served, q.Fault)
+						}
+					}
+					if len(served) < 2 || served[0] == "" || served[1] != "" || time.Since(start) < listRetryPause {
+						t.Errorf("listings answered by faults %q in %v, want the failed one, then another after %v", served, time.Since(start), listRetryPause)
+					}
+					return
+				}
+				if r.Outcome != outcome.UpstreamError || r.Next != nil || r.Resp == nil || f.left("erin") != 30 {
+					t.Fatalf("result %+v, summary %+v", r, r.Summary)
+				}
+				if lists := f.calls("QueryConversationList"); lists != maxListFailures || f.counts.get(outcome.UpstreamError) != maxListFailures {
+					t.Errorf("%d listings, counted %v; want %d failed listings", lists, f.counts.n, maxListFailures)
+				}
+			})
+		})
+	}
+}
+
 // rotateAfterList rotates the server's secret once the first listing is back:
 // every deletion after it fails with an invalid signature.
 type rotateAfterList struct {
