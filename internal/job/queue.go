@@ -51,7 +51,7 @@ func (s *SQSSender) Send(ctx context.Context, m Message) error {
 // Queue is where a job goes on.
 type Queue struct {
 	URL string
-	// groupID is the FIFO message group; ignored on a standard queue.
+	// GroupID is the FIFO message group; ignored on a standard queue.
 	GroupID string
 }
 
