@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/zim-deleteconv/zim-deleteconv/internal/devstack"
+	"github.com/zim-deleteconv/zim-deleteconv/internal/testutil"
 )
 
 // heldTimeout bounds init and the invocation of a held function.
@@ -49,7 +49,8 @@ func heldInvoke(ctx context.Context, bootstrap string, env []string, pause time.
 	go func() { _ = srv.Serve(ln) }()
 	defer srv.Close()
 
-	var stdout, stderr lockedBuffer
+	// The process's output copier writes these while perfbench may read them.
+	var stdout, stderr testutil.Buffer
 	cmd := exec.CommandContext(ctx, bootstrap)
 	cmd.Dir = filepath.Dir(bootstrap)
 	cmd.Env = append(env, "AWS_LAMBDA_RUNTIME_API="+ln.Addr().String())
@@ -114,25 +115,6 @@ func heldInvoke(ctx context.Context, bootstrap string, env []string, pause time.
 	stop()
 	h.logs = jsonLines(stdout.String())
 	return h, nil
-}
-
-// lockedBuffer is a bytes.Buffer that the process's output copier writes
-// while perfbench may read it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // runtimeAnswer is a posted answer.

@@ -1,4 +1,4 @@
-// Package testutil holds small helpers the project's tests share.
+// Package testutil holds small helpers the project's tests and measurement tools share.
 package testutil
 
 import (
