@@ -194,7 +194,7 @@ func (inv *invocation) httpResult(res result) httpResponse {
 		switch {
 		case res.outcome.Success():
 			return jsonResponse(status, res.job)
-		case res.outcome == outcome.Timeout:
+		case res.outcome == outcome.Timeout && res.resumable:
 			// The job made progress and stopped at the deadline: accepted, not done.
 			return jsonResponse(http.StatusAccepted, res.job)
 		case res.outcome == outcome.UpstreamError:

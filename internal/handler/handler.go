@@ -152,6 +152,10 @@ type result struct {
 	resp    *zim.Response // ZEGO's last answer, nil if none was made
 	err     error
 	job     *job.Summary // AllConversations requests only
+	// resumable: the job stopped with work left after progress, so the same
+	// request continues it. Without progress (or at the round cap) a job's
+	// timeout is answered like any other.
+	resumable bool
 }
 
 // process performs one valid request of an HTTP or direct invocation.
@@ -243,7 +247,7 @@ func (inv *invocation) direct(ctx context.Context, payload []byte) ([]byte, erro
 		r = inv.process(ctx, req)
 	}
 	inv.record("direct", "", req, r)
-	if r.job != nil && (r.outcome.Success() || r.outcome == outcome.Timeout) {
+	if r.job != nil && (r.outcome.Success() || r.outcome == outcome.Timeout && r.resumable) {
 		return json.Marshal(r.job)
 	}
 	if !r.outcome.Success() {

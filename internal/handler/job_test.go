@@ -246,3 +246,21 @@ func TestDeleteAllListingFailsAfterProgress(t *testing.T) {
 		t.Errorf("job log %v", job)
 	}
 }
+
+// TestJobWithoutProgressIsATimeout: a job that deletes nothing before the
+// deadline has nothing to continue from. HTTP answers 504, not 202 (which
+// says the job goes on), and direct invoke a Timeout function error.
+func TestJobWithoutProgressIsATimeout(t *testing.T) {
+	t.Parallel()
+	hs := newHarness(t, withRate(0.2)) // the listing takes the one slot of the next 5 s
+	seedMany(hs, 10)
+
+	_, err := hs.invoke([]byte(allBody), 2*time.Second)
+	if ie := functionError(t, err); ie.Type != "Timeout" {
+		t.Errorf("direct: %+v, want a Timeout function error", ie)
+	}
+	out, err := hs.invoke(httpAPIEvent(t, httpEvent{method: "POST", path: "/conversations/delete", body: allBody}), 2*time.Second)
+	if a := decodeHTTPAPI(t, out, err); a.status != http.StatusGatewayTimeout {
+		t.Errorf("HTTP: %d %v, want 504", a.status, a.body)
+	}
+}

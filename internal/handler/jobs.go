@@ -38,7 +38,7 @@ func (inv *invocation) deleteAll(ctx context.Context, req request.Request, rec *
 	j := job.Job{ZIM: inv.h.zim, Workers: inv.h.jobWorkers, Log: log, Recovered: inv.panicked, Count: inv.count}
 	q, budget := inv.jobQueue(rec, log)
 	r := j.Run(ctx, job.Params{Request: req, Budget: budget})
-	res := result{outcome: r.Outcome, resp: r.Resp, err: r.Err, job: r.Summary}
+	res := result{outcome: r.Outcome, resp: r.Resp, err: r.Err, job: r.Summary, resumable: r.Next != nil}
 	if r.Next == nil || q.URL == "" {
 		return res
 	}
