@@ -82,7 +82,6 @@ const initWarmUp = 2 * time.Second
 func warmUp(ctx context.Context, cache *secret.Cache, client *zim.Client, limit time.Duration) {
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
-	cache.Prefetch(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { _, _ = cache.Credentials(ctx) })
 	wg.Go(func() { _ = client.Preconnect(ctx) })

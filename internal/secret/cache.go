@@ -114,7 +114,7 @@ func WithStaleGrace(d time.Duration) Option { return func(c *Cache) { c.staleGra
 
 // NewCache returns a Cache for secretID (a name or an ARN) that keeps fetched
 // credentials for ttl (DefaultTTL when ttl <= 0). Nothing is fetched until
-// credentials are first needed or Prefetch is called.
+// credentials are first needed.
 func NewCache(api GetSecretValueAPI, secretID string, ttl time.Duration, opts ...Option) *Cache {
 	if ttl <= 0 {
 		ttl = DefaultTTL
@@ -169,7 +169,7 @@ func (c *Cache) StaleServed() int {
 func (c *Cache) Credentials(ctx context.Context) (zim.Credentials, error) {
 	c.mu.Lock()
 	now := c.now()
-	if c.have && now.Sub(c.fetchedAt) < c.ttl {
+	if c.freshLocked(now) {
 		creds := c.creds
 		c.mu.Unlock()
 		return creds, nil
@@ -202,7 +202,7 @@ func (c *Cache) Credentials(ctx context.Context) (zim.Credentials, error) {
 	defer c.mu.Unlock()
 	now = c.now()
 	switch {
-	case c.have && now.Sub(c.fetchedAt) < c.ttl:
+	case c.freshLocked(now):
 		return c.creds, nil
 	case !c.failedAt.IsZero() && c.staleUsableLocked(now):
 		c.staleServed++
@@ -211,30 +211,12 @@ func (c *Cache) Credentials(ctx context.Context) (zim.Credentials, error) {
 	return zim.Credentials{}, err
 }
 
-// Prefetch starts fetching the credentials in the background and returns at
-// once; it does nothing when fresh credentials are cached or a fetch is in
-// flight. It is meant for the function's init, beside the warm-up of the ZEGO
-// connection. The fetch is the one Credentials and Refresh share, so the
-// first caller waits for it instead of starting another. It is bounded by the
-// fetch timeout, keeps ctx's values but not its cancellation, and fails
-// nothing: a failure is logged and the next caller fetches as it would have.
-//
-// Lambda may freeze the environment with this fetch in flight (with
-// provisioned concurrency, init runs long before the first invocation). After
-// the thaw, a caller joins the fetch only while it is within its own timeout
-// by the Cache's clock; later, it starts a fresh fetch, and the frozen one
-// ends on its timer without overwriting a newer value.
-func (c *Cache) Prefetch(ctx context.Context) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	now := c.now()
-	if c.have && now.Sub(c.fetchedAt) < c.ttl {
-		return
-	}
-	c.dropOverdueLocked(ctx, now)
-	if c.inflight == nil {
-		c.joinLocked(ctx)
-	}
+// freshLocked reports whether the cached credentials may be used as they are
+// at now: younger than the TTL, and not refused by ZEGO since (a failed
+// Refresh leaves them cached, but every call signed with them would fail).
+// c.mu must be held.
+func (c *Cache) freshLocked(now time.Time) bool {
+	return c.have && !c.refused && now.Sub(c.fetchedAt) < c.ttl
 }
 
 // staleUsableLocked reports whether creds may stand in for a failed fetch at

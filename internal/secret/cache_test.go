@@ -504,10 +504,10 @@ func TestFetchErrors(t *testing.T) {
 	}
 }
 
-// Prefetch starts the shared fetch in the background and returns at once; the
-// first caller waits for that fetch instead of starting a second one, even
-// after the init context that started it has ended.
-func TestPrefetchIsJoinedByTheFirstCall(t *testing.T) {
+// Init's bounded call starts the shared fetch and stops waiting when its
+// bound passes; the first invocation's call waits for that fetch instead of
+// starting a second one.
+func TestInitFetchIsJoinedByTheFirstCall(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		fake := newFake(secretJSON(credsA))
@@ -516,12 +516,15 @@ func TestPrefetchIsJoinedByTheFirstCall(t *testing.T) {
 		c := secret.NewCache(fake, testSecretID, time.Minute)
 
 		initCtx, endInit := context.WithCancel(t.Context())
-		c.Prefetch(initCtx)
-		c.Prefetch(initCtx) // a second Prefetch adds nothing
-		endInit()
+		initDone := make(chan error, 1)
+		go func() { _, err := c.Credentials(initCtx); initDone <- err }()
 		synctest.Wait()
+		endInit() // init's bound passes with the fetch in flight
+		if err := <-initDone; !errors.Is(err, secret.ErrUnavailable) {
+			t.Fatalf("init's call = %v, want ErrUnavailable once its context ended", err)
+		}
 		if n := fake.Calls(); n != 1 {
-			t.Fatalf("GetSecretValue calls after Prefetch = %d, want 1 (started in the background)", n)
+			t.Fatalf("GetSecretValue calls after init = %d, want 1 (still in flight)", n)
 		}
 
 		got := make(chan error, 1)
@@ -532,25 +535,20 @@ func TestPrefetchIsJoinedByTheFirstCall(t *testing.T) {
 			}
 			got <- err
 		}()
-		synctest.Wait() // the first call is waiting for the prefetch
+		synctest.Wait() // the first call is waiting for init's fetch
 		close(release)
 		if err := <-got; err != nil {
 			t.Fatalf("first Credentials: %v", err)
 		}
 		if n := c.Fetches(); n != 1 || fake.Calls() != 1 {
-			t.Errorf("Fetches = %d (API calls %d), want 1: the first call joined the prefetch", n, fake.Calls())
-		}
-		c.Prefetch(t.Context()) // fresh credentials cached: nothing to do
-		synctest.Wait()
-		if n := c.Fetches(); n != 1 {
-			t.Errorf("Fetches = %d after a Prefetch with fresh credentials, want 1", n)
+			t.Errorf("Fetches = %d (API calls %d), want 1: the first call joined init's fetch", n, fake.Calls())
 		}
 	})
 }
 
-// A prefetch that fails or times out fails nothing: it is logged, and the
+// An init fetch that fails or times out is not cached: it is logged, and the
 // first call fetches as it would have without it.
-func TestPrefetchFailureIsNotCached(t *testing.T) {
+func TestInitFetchFailureIsNotCached(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name string
@@ -571,15 +569,15 @@ func TestPrefetchFailureIsNotCached(t *testing.T) {
 					fake.setBlock(make(chan struct{}))
 				}
 				c := secret.NewCache(fake, testSecretID, time.Minute, secret.WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))))
-				c.Prefetch(t.Context())
+				_, _ = c.Credentials(t.Context())
 				time.Sleep(secret.DefaultFetchTimeout)
-				synctest.Wait() // the prefetch has failed
+				synctest.Wait() // init's fetch has failed
 
 				fake.set(secretJSON(credsA), nil)
 				fake.setBlock(nil)
 				creds, err := c.Credentials(t.Context())
 				if err != nil || creds != credsA {
-					t.Fatalf("first Credentials after a failed prefetch = %v; want credsA", err)
+					t.Fatalf("first Credentials after a failed init fetch = %v; want credsA", err)
 				}
 				if n := c.Fetches(); n != 2 {
 					t.Errorf("Fetches = %d, want 2 (the failure was not cached)", n)
@@ -594,10 +592,10 @@ func TestPrefetchFailureIsNotCached(t *testing.T) {
 	}
 }
 
-// A prefetch frozen with the environment after init (provisioned concurrency)
-// and found past its own timeout at the first invocation is not joined: the
-// first call fetches afresh at once.
-func TestPrefetchFrozenPastItsTimeout(t *testing.T) {
+// A fetch started in init, frozen with the environment (provisioned
+// concurrency) and found past its own timeout at the first invocation is not
+// joined: the first call fetches afresh at once.
+func TestInitFetchFrozenPastItsTimeout(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		fake, clk := newFake(secretJSON(credsA)), newClock()
@@ -605,7 +603,10 @@ func TestPrefetchFrozenPastItsTimeout(t *testing.T) {
 		defer close(frozen)
 		fake.setBlock(frozen)
 		c := secret.NewCache(fake, testSecretID, time.Minute, secret.WithClock(clk.Now))
-		c.Prefetch(t.Context())
+		initCtx, endInit := context.WithCancel(t.Context())
+		go func() { _, _ = c.Credentials(initCtx) }()
+		synctest.Wait()
+		endInit() // init's bound passes; then the environment is frozen
 		synctest.Wait()
 
 		clk.Add(secret.DefaultFetchTimeout) // wall time while frozen; the fetch's timer has not run
@@ -854,4 +855,27 @@ func BenchmarkCredentialsCached(b *testing.B) {
 			}
 		}
 	})
+}
+
+// Within the TTL too, credentials ZEGO refused are not handed out again after
+// a Refresh that could not fetch: every call signed with them would fail.
+func TestRefusedCredentialsWithinTheTTL(t *testing.T) {
+	t.Parallel()
+	fake, clk := newFake(secretJSON(credsA)), newClock()
+	c := secret.NewCache(fake, testSecretID, 5*time.Minute, secret.WithClock(clk.Now))
+	if _, err := c.Credentials(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(10 * time.Second)
+	fake.set(secretJSON(credsB), errors.New("connection reset"))
+	if _, err := c.Refresh(t.Context(), credsA); !errors.Is(err, secret.ErrUnavailable) {
+		t.Fatalf("Refresh = %v, want ErrUnavailable", err)
+	}
+	if got, err := c.Credentials(t.Context()); !errors.Is(err, secret.ErrUnavailable) || got != (zim.Credentials{}) {
+		t.Errorf("Credentials after the refused refresh = AppId %d, %v; want ErrUnavailable, not the refused credentials", got.AppID, err)
+	}
+	fake.set(secretJSON(credsB), nil)
+	if got, err := c.Credentials(t.Context()); err != nil || got != credsB {
+		t.Errorf("Credentials after recovery = %v; want credsB", err)
+	}
 }

@@ -21,10 +21,11 @@
 // context; the fetch it started goes on (bounded by WithFetchTimeout) and
 // serves the next caller.
 //
-// # Prefetch and frozen environments
+// # Init and frozen environments
 //
-// Prefetch starts the shared fetch during init, so that it overlaps other
-// set-up; the first Credentials call joins it. Lambda freezes the process
+// The function calls Credentials during init with a bounded context, so that
+// the fetch overlaps other set-up; a fetch still in flight when that bound
+// passes goes on, and the first invocation's call joins it. Lambda freezes the process
 // between invocations, and wall time passes while the fetch's goroutine is
 // stopped: a fetch found past its own timeout after a thaw is not joined (its
 // connection is likely dead and its timer has not run yet); the caller starts

@@ -33,23 +33,6 @@ func ExampleCache() {
 	// Output: 1234567890 1
 }
 
-func ExampleCache_Prefetch() {
-	api := storedSecret(`{"AppId": 1234567890, "ServerSecret": "0123456789abcdef0123456789abcdef"}`)
-	creds := secret.NewCache(api, "zego/deleteconv", 5*time.Minute)
-
-	// During init: start the fetch, and go on with the rest of the set-up.
-	creds.Prefetch(context.Background())
-
-	// The first invocation waits for that fetch rather than starting another.
-	c, err := creds.Credentials(context.Background())
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	fmt.Println(c.AppID, creds.Fetches())
-	// Output: 1234567890 1
-}
-
 func ExampleParse() {
 	_, err := secret.Parse(`{"AppId": 1234567890, "ServerSecret": "not the right length"}`)
 	fmt.Println(err)
