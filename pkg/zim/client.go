@@ -371,7 +371,10 @@ func (c *Client) do(ctx context.Context, action string, body []byte) (*Response,
 		case Retryable(err):
 			backoffs++
 			wait = c.retry.backoff(backoffs, rateLimited(err))
-			needToken = true
+			// Throttle answers are retried whatever the budget: the limiter
+			// and the longer backoff already pace them, and a deletion must
+			// never be dropped because another caller shares the AppId.
+			needToken = !rateLimited(err)
 		default:
 			return finish(nil, err)
 		}

@@ -96,7 +96,8 @@
 // ZEGO brown-out retries of failing requests cannot take every rate-limit slot
 // from fresh ones (the idea of gRPC's retry throttling and the AWS SDK's retry
 // token bucket). The budget is a bucket of RetryPolicy.RetryBudget tokens (10
-// by default), full at New. Each backoff retry takes a token; each attempt
+// by default), full at New. Each backoff retry takes a token (retries of
+// rate-limit answers excepted: those are paced, never dropped); each attempt
 // ZEGO answers with success or a final code puts back RetryBudgetRatio tokens
 // (0.1), and a retry so answered also gives its own token back. With the
 // bucket empty, a retryable failure is returned at once instead of retried, still

@@ -28,7 +28,9 @@ import (
 // answers with success or a code that is not retryable puts back
 // RetryBudgetRatio tokens, and a retry answered so gives its own token back,
 // up to RetryBudget. So retries that keep failing are at most about
-// RetryBudgetRatio per healthy answer, plus RetryBudget in a row.
+// RetryBudgetRatio per healthy answer, plus RetryBudget in a row. Retries of
+// rate-limit answers take no token: the limiter and RateLimitedMinBackoff
+// pace them, and ZEGO asked to come back later rather than failed.
 type RetryPolicy struct {
 	// MaxAttempts is the most HTTP requests one call makes, retries of every kind
 	// included (1 disables retries).

@@ -609,8 +609,9 @@ func spacing(rps float64) time.Duration {
 
 // TestRetryBudget follows one Client's bucket through a sequence of calls: a
 // backoff retry takes a token, an empty bucket returns the retryable error
-// after one attempt, healthy answers refill it, and a retry that is answered
-// healthily (or never sent) gives its token back.
+// after one attempt, healthy answers refill it, a retry that is answered
+// healthily (or never sent) gives its token back, and retries of throttle
+// answers take none.
 func TestRetryBudget(t *testing.T) {
 	t.Parallel()
 	policy := RetryPolicy{MaxAttempts: 4, RetryBudget: 2, RetryBudgetRatio: 0.5}
@@ -626,7 +627,8 @@ func TestRetryBudget(t *testing.T) {
 		{"a transport failure is not healthy", []answer{{hijack: true}}, 1, ErrTransport, 0},
 		{"a healthy answer adds the ratio", []answer{code(0)}, 1, nil, 0.5},
 		{"a final code is healthy too", []answer{code(660800002)}, 1, ErrConversationNotFound, 1},
-		{"one token: one retry", []answer{code(7)}, 2, ErrRateLimited, 0},
+		{"throttle answers are retried without tokens", []answer{code(7)}, 4, ErrRateLimited, 1},
+		{"one token: one retry", []answer{code(1)}, 2, ErrTemporary, 0},
 		{"refill again", []answer{code(0)}, 1, nil, 0.5},
 		{"and again", []answer{code(0)}, 1, nil, 1},
 		{"a retry answered healthily is given back", []answer{code(1), code(0)}, 2, nil, 1.5},
