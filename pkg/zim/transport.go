@@ -52,8 +52,8 @@ func defaultHTTPClient() *http.Client {
 // connection is open (calls share it at once; the HEAD's answer is read in the
 // background); over HTTP/1.1 once the answer is read, since only then does the
 // connection go back to the pool. It is bounded by ctx. Calls made meanwhile
-// wait for it (within their own contexts), so that over HTTP/2 they share its
-// connection instead of each opening one. An error (matching ErrTransport, and
+// wait (within their own contexts) until its connection is open, so that over
+// HTTP/2 they share it instead of each opening one. An error (matching ErrTransport, and
 // the context's error when ctx ended) only means the first call connects by
 // itself; it carries no credentials.
 func (c *Client) Preconnect(ctx context.Context) error {
@@ -73,6 +73,10 @@ func (c *Client) Preconnect(ctx context.Context) error {
 
 	open := make(chan struct{}, 1)
 	trace := &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) {
+		// Calls waiting for the connection go on now: over HTTP/2 they share
+		// it; over HTTP/1.1 it carries the HEAD, so they would dial their own
+		// anyway, and waiting for its answer would only delay them.
+		release()
 		if tc, ok := info.Conn.(*tls.Conn); ok && tc.ConnectionState().NegotiatedProtocol == "h2" {
 			select {
 			case open <- struct{}{}:
