@@ -23,11 +23,9 @@ import (
 	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim"
 )
 
-// ZIM is what the handler needs of the ZIM server API (*zim.Client).
-type ZIM interface {
-	DeleteConversation(ctx context.Context, req zim.DeleteConvRequest) (*zim.Response, error)
-	QueryConversationList(ctx context.Context, fromUserID string, limit int, next int64) (*zim.ConversationList, error)
-}
+// ZIM is what the handler needs of the ZIM server API (*zim.Client): what a
+// job needs, which includes single deletions.
+type ZIM = job.ZIM
 
 // Handler serves every trigger of the contract from one raw-JSON entry point.
 type Handler struct {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -36,7 +35,7 @@ func (inv *invocation) deleteAll(ctx context.Context, req request.Request, rec *
 		log = log.With(slog.String("messageId", rec.MessageId))
 	}
 	j := job.Job{ZIM: inv.h.zim, Workers: inv.h.jobWorkers, Log: log, Recovered: inv.panicked, Count: inv.count}
-	q, budget := inv.jobQueue(rec, log)
+	q, budget := inv.jobQueue(rec, req, log)
 	r := j.Run(ctx, job.Params{Request: req, Budget: budget})
 	res := result{outcome: r.Outcome, resp: r.Resp, err: r.Err, job: r.Summary, resumable: r.Next != nil}
 	if r.Next == nil || q.URL == "" {
@@ -54,7 +53,7 @@ func (inv *invocation) deleteAll(ctx context.Context, req request.Request, rec *
 
 // jobQueue is where a job of this invocation goes on (no URL: nowhere) and
 // how long it runs before (0: until the deadline).
-func (inv *invocation) jobQueue(rec *events.SQSMessage, log *slog.Logger) (job.Queue, time.Duration) {
+func (inv *invocation) jobQueue(rec *events.SQSMessage, req request.Request, log *slog.Logger) (job.Queue, time.Duration) {
 	switch {
 	case inv.h.sender == nil:
 		return job.Queue{}, 0
@@ -65,11 +64,15 @@ func (inv *invocation) jobQueue(rec *events.SQSMessage, log *slog.Logger) (job.Q
 	}
 	url, err := job.QueueURL(rec.EventSourceARN, inv.h.queueURL)
 	if err != nil {
-		log.Error("job cannot go on through its queue", "error", err.Error())
+		attrs := []any{"error", err.Error()}
+		if c := req.Continuation; c != nil {
+			attrs = append(attrs, "jobId", c.JobID, "round", c.Round)
+		}
+		log.Error("job cannot go on through its queue", attrs...)
 		return job.Queue{}, 0
 	}
 	q := job.Queue{URL: url}
-	if strings.HasSuffix(rec.EventSourceARN, ".fifo") {
+	if fifoQueue(*rec) {
 		q.GroupID = rec.Attributes["MessageGroupId"]
 	}
 	return q, 0
