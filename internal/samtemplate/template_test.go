@@ -335,17 +335,29 @@ func TestHTTPAPI(t *testing.T) {
 func invokesAPIFunction(s *stack, v any) bool { return namesFunction(s, scalar(v), apiFunctionID) }
 
 // namesFunction reports whether v names the function id: its ARN, a Ref to
-// it, or a Ref to its alias (AutoPublishAlias), which provisioned instances serve.
+// it, or its alias (AutoPublishAlias), which provisioned instances serve: a Ref
+// to the alias or the function's ARN qualified with the alias's name.
 func namesFunction(s *stack, v, id string) bool {
 	if v == "{GetAtt:"+id+".Arn}" || v == "{Ref:"+id+"}" {
 		return true
+	}
+	isAlias := func(r resource) bool {
+		return r.Type == "AWS::Lambda::Alias" && scalar(r.Properties["FunctionName"]) == "{Ref:"+id+"}"
+	}
+	if name, ok := strings.CutPrefix(v, "{GetAtt:"+id+".Arn}:"); ok {
+		for _, a := range s.ofType("AWS::Lambda::Alias") {
+			if r := s.Resources[a]; isAlias(r) && scalar(r.Properties["Name"]) == name {
+				return true
+			}
+		}
+		return false
 	}
 	ref, ok := strings.CutPrefix(v, "{Ref:")
 	if !ok {
 		return false
 	}
 	r, ok := s.Resources[strings.TrimSuffix(ref, "}")]
-	return ok && r.Type == "AWS::Lambda::Alias" && scalar(r.Properties["FunctionName"]) == "{Ref:"+id+"}"
+	return ok && isAlias(r)
 }
 
 func TestRoles(t *testing.T) {
