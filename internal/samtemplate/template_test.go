@@ -460,8 +460,8 @@ func grants(t *testing.T, s *stack, fn resource) map[string][]string {
 }
 
 // TestRateBudget deploys every combination of the grid parameters' ranges: either CloudFormation refuses it
-// (exactly when RateBudget < 2 x ApiConcurrency + 2, as documented), or the functions' instances together send at
-// most RateBudget <= 20 requests per second. The defaults lose at most 1/s to rounding, and the slowest queue
+// (exactly when RateBudget is odd or < 2 x ApiConcurrency + 2, as documented), or the functions' instances together
+// send exactly RateBudget <= 20 requests per second, nothing lost to rounding. The slowest queue
 // instance the template accepts still finishes a big job within the job's cap on rounds.
 func TestRateBudget(t *testing.T) {
 	t.Parallel()
@@ -474,7 +474,7 @@ func TestRateBudget(t *testing.T) {
 		var refused *refusedError
 		switch {
 		case errors.As(err, &refused):
-			if budget >= 2*apiConcurrency+2 {
+			if budget >= 2*apiConcurrency+2 && math.Mod(budget, 2) == 0 {
 				t.Errorf("%s: refused although the budget covers the instances: %v", c, err)
 			}
 			continue
@@ -482,6 +482,8 @@ func TestRateBudget(t *testing.T) {
 			t.Fatalf("%s: %v", c, err)
 		case budget < 2*apiConcurrency+2:
 			t.Errorf("%s: deployed although the queue's instances would get less than 1 request/second", c)
+		case math.Mod(budget, 2) != 0:
+			t.Errorf("%s: deployed with an odd budget, which the queue's 2 instances cannot share in whole requests/second", c)
 		}
 		accepted++
 		fleet, rates := fleetRate(t, s)
@@ -489,6 +491,9 @@ func TestRateBudget(t *testing.T) {
 			t.Errorf("%s: the functions may send %v requests/second (%v), over RateBudget or ZEGO's 20", c, fleet, rates)
 		}
 		maxLoss = math.Max(maxLoss, budget-fleet)
+		if fleet != budget {
+			t.Errorf("%s: the shares add up to %v of RateBudget %v (%v): budget lost to rounding", c, fleet, budget, rates)
+		}
 		api, queue := functions(t, s)
 		// ZEGO counts calls per second, and an instance's limiter (spacing calls at rateHeadroom of its rate) can put
 		// floor(rateHeadroom × rate) + 1 of them into one second: ceil(rate) for a fraction such as 7.5.
