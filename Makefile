@@ -51,7 +51,7 @@ lint: ## go vet, staticcheck, cfn-lint
 demo: ## every sample event through the real bootstrap under the Lambda emulator, then a job of JOB=2500 conversations through the local queue (LATENCY=default: HTTPS and ZEGO's round trips)
 	$(GO) run ./cmd/devstack demo -job $(JOB) -latency $(LATENCY)
 
-invoke: ## invoke one event (EVENT=events/sqs.json) on TARGET=api, or send it to TARGET=queue; ZEGO_TARGET=aws for real AWS/ZEGO
+invoke: ## invoke one event (EVENT=events/direct.json by default) on TARGET=api, or send it to TARGET=queue; ZEGO_TARGET=aws for real AWS/ZEGO
 	$(GO) run ./cmd/devstack invoke -event $(EVENT) -target $(TARGET) -latency $(LATENCY)
 
 stack: ## start the local stack, print its endpoints and an env-vars file for sam local, run until Ctrl-C (LATENCY=default: HTTPS and ZEGO's round trips)

@@ -296,7 +296,8 @@ func writeSAMEnv(path string, s *devstack.Stack) error {
 		return m
 	}
 	b, err := json.MarshalIndent(map[string]any{
-		"ApiFunction":   with(devstack.DefaultAPIRate),
+		// sam local may run several ApiFunction containers: each gets one deployed instance's share.
+		"ApiFunction":   with(devstack.APIInstanceRate),
 		"QueueFunction": with(q.Config().Function.RateLimit),
 	}, "", "  ")
 	if err != nil {

@@ -19,11 +19,14 @@ import (
 // Defaults for QueueConfig: the template's event source and redrive settings,
 // and a rate split that keeps the local stack within the ZIM server's 20
 // requests per second per AppId (DefaultAPIRate + 2 × DefaultQueueRate = 20).
+// The template's defaults in one emulator each: the api emulator stands for
+// ApiFunction's 2 instances at APIInstanceRate, so it gets their sum.
 const (
 	DefaultQueueName       = "zim-deleteconv-queue"
 	DefaultQueueInstances  = 2
 	DefaultQueueRate       = 8.0
-	DefaultAPIRate         = 4.0
+	APIInstanceRate        = 2.0 // one ApiFunction instance's share, as deployed
+	DefaultAPIRate         = 2 * APIInstanceRate
 	DefaultBatchSize       = 10
 	DefaultBatchWindow     = time.Second
 	DefaultMaxReceiveCount = 5
