@@ -12,8 +12,8 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/zim-deleteconv/zim-deleteconv/internal/devstack"
-	"github.com/zim-deleteconv/zim-deleteconv/internal/motoserver"
+	"github.com/zim-deleteconv/zim-deleteconv/internal/local/devstack"
+	"github.com/zim-deleteconv/zim-deleteconv/internal/local/motoserver"
 	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim/zimtest"
 )
 

@@ -14,7 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
-	"github.com/zim-deleteconv/zim-deleteconv/internal/devstack"
+	"github.com/zim-deleteconv/zim-deleteconv/internal/local/devstack"
 	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim"
 	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim/zimtest"
 )

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zim-deleteconv/zim-deleteconv/internal/devstack"
-	"github.com/zim-deleteconv/zim-deleteconv/internal/netem"
+	"github.com/zim-deleteconv/zim-deleteconv/internal/local/devstack"
+	"github.com/zim-deleteconv/zim-deleteconv/internal/local/netem"
 )
 
 // TestLatencyColdBatchConnections runs a cold SQS batch of 10 through the

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zim-deleteconv/zim-deleteconv/internal/devstack"
+	"github.com/zim-deleteconv/zim-deleteconv/internal/local/devstack"
 )
 
 // TestCloseLeavesNoProcess starts a stack of its own, makes the emulator start

@@ -33,8 +33,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/zim-deleteconv/zim-deleteconv/internal/devstack"
-	"github.com/zim-deleteconv/zim-deleteconv/internal/netem"
+	"github.com/zim-deleteconv/zim-deleteconv/internal/local/devstack"
+	"github.com/zim-deleteconv/zim-deleteconv/internal/local/netem"
 )
 
 const usage = `usage:

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/zim-deleteconv/zim-deleteconv/internal/devstack"
+	"github.com/zim-deleteconv/zim-deleteconv/internal/local/devstack"
 )
 
 // jobUser is the demo job's user: a support bot with thousands of conversations.

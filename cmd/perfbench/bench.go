@@ -19,7 +19,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
-	"github.com/zim-deleteconv/zim-deleteconv/internal/devstack"
+	"github.com/zim-deleteconv/zim-deleteconv/internal/local/devstack"
 	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim"
 	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim/zimtest"
 )

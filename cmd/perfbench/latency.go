@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/zim-deleteconv/zim-deleteconv/internal/devstack"
-	"github.com/zim-deleteconv/zim-deleteconv/internal/netem"
+	"github.com/zim-deleteconv/zim-deleteconv/internal/local/devstack"
+	"github.com/zim-deleteconv/zim-deleteconv/internal/local/netem"
 	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim"
 )
 

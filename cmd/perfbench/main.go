@@ -49,7 +49,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/zim-deleteconv/zim-deleteconv/internal/devstack"
+	"github.com/zim-deleteconv/zim-deleteconv/internal/local/devstack"
 )
 
 func main() {

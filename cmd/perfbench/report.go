@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/zim-deleteconv/zim-deleteconv/internal/netem"
+	"github.com/zim-deleteconv/zim-deleteconv/internal/local/netem"
 )
 
 // median is the middle of xs (the mean of the two middle values when there
@@ -215,7 +215,7 @@ func report(r results, o options) string {
 		b.WriteString("\n### Loopback\n\n")
 		b.WriteString(table(rows(r)))
 		b.WriteString(`
-- Both bootstraps are built for this machine as for Lambda and run under aws-lambda-rie via internal/devstack, with the
+- Both bootstraps are built for this machine as for Lambda and run under aws-lambda-rie via internal/local/devstack, with the
   local ZIM server (cmd/zimserver, 20 requests/s per AppId) and moto_server as Secrets Manager.
 - Cold start: a fresh emulator per sample, the two bootstraps alternating, one discarded warm-up pair first. The time
   runs from sending the invocation (the emulator then starts the process) to the complete answer. Ours deletes a stored
@@ -358,7 +358,7 @@ func latencyReport(l *latencyResults) string {
 	b.WriteString(grid([]string{"metric", "hello-world", beforeCol, "after (this commit)", "target", "met?"}, latencyRows(l)))
 	b.WriteString(`
 - One local stack: the ZIM server serves HTTPS (HTTP/2 and HTTP/1.1, TLS 1.3), and the functions reach it and
-  moto_server's Secrets Manager through internal/netem proxies with netem.DefaultProfile(); admin calls and SQS go
+  moto_server's Secrets Manager through internal/local/netem proxies with netem.DefaultProfile(); admin calls and SQS go
   straight. The three bootstraps alternate, each sample in a fresh emulator, one discarded round first.
 - The target's terms come from the profile: the secret path is Secrets Manager's set-up and one request; ZEGO's
   connection set-up is TCP and TLS 1.3, two round trips.

@@ -11,8 +11,8 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
-	"github.com/zim-deleteconv/zim-deleteconv/internal/devstack"
-	"github.com/zim-deleteconv/zim-deleteconv/internal/netem"
+	"github.com/zim-deleteconv/zim-deleteconv/internal/local/devstack"
+	"github.com/zim-deleteconv/zim-deleteconv/internal/local/netem"
 )
 
 func TestMedianAndPercentile(t *testing.T) {

@@ -16,7 +16,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/zim-deleteconv/zim-deleteconv/internal/devstack"
+	"github.com/zim-deleteconv/zim-deleteconv/internal/local/devstack"
 	"github.com/zim-deleteconv/zim-deleteconv/internal/testutil"
 )
 

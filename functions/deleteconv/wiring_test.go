@@ -13,7 +13,7 @@ import (
 
 	"github.com/zim-deleteconv/zim-deleteconv/internal/config"
 	"github.com/zim-deleteconv/zim-deleteconv/internal/handler"
-	"github.com/zim-deleteconv/zim-deleteconv/internal/motoserver"
+	"github.com/zim-deleteconv/zim-deleteconv/internal/local/motoserver"
 	"github.com/zim-deleteconv/zim-deleteconv/internal/testutil"
 	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim/zimtest"
 )

@@ -11,7 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
-	"github.com/zim-deleteconv/zim-deleteconv/internal/motoserver"
+	"github.com/zim-deleteconv/zim-deleteconv/internal/local/motoserver"
 	"github.com/zim-deleteconv/zim-deleteconv/internal/request"
 )
 

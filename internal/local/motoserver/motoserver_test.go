@@ -15,7 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
-	"github.com/zim-deleteconv/zim-deleteconv/internal/motoserver"
+	"github.com/zim-deleteconv/zim-deleteconv/internal/local/motoserver"
 	"github.com/zim-deleteconv/zim-deleteconv/internal/testenv"
 )
 

@@ -16,7 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
-	"github.com/zim-deleteconv/zim-deleteconv/internal/devstack"
+	"github.com/zim-deleteconv/zim-deleteconv/internal/local/devstack"
 	"github.com/zim-deleteconv/zim-deleteconv/internal/testenv"
 )
 
@@ -55,7 +55,7 @@ func standIns(t *testing.T) (root, fn, zim string) {
 		buildDir = dir
 		echofn = filepath.Join(dir, "echofn")
 		fakezim = filepath.Join(dir, "fakezim")
-		for pkg, out := range map[string]string{"./internal/devstack/testdata/echofn": echofn, "./internal/devstack/testdata/fakezim": fakezim} {
+		for pkg, out := range map[string]string{"./internal/local/devstack/testdata/echofn": echofn, "./internal/local/devstack/testdata/fakezim": fakezim} {
 			if buildErr = goBuild(root, pkg, out); buildErr != nil {
 				return
 			}

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/zim-deleteconv/zim-deleteconv/internal/devstack"
+	"github.com/zim-deleteconv/zim-deleteconv/internal/local/devstack"
 )
 
 func TestCheckRequest(t *testing.T) {

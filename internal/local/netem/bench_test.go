@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zim-deleteconv/zim-deleteconv/internal/netem"
+	"github.com/zim-deleteconv/zim-deleteconv/internal/local/netem"
 	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim/zimtest"
 )
 
@@ -19,7 +19,7 @@ import (
 // one per waiting request before it knows the protocol, unless
 // MaxConnsPerHost caps it). The figures go in docs, never in assertions:
 //
-//	go test -run '^$' -bench ZEGOProfile -benchtime 5x ./internal/netem
+//	go test -run '^$' -bench ZEGOProfile -benchtime 5x ./internal/local/netem
 func BenchmarkZEGOProfile(b *testing.B) {
 	s := zimtest.NewTLSServer()
 	defer s.Close()

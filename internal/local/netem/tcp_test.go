@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zim-deleteconv/zim-deleteconv/internal/netem"
+	"github.com/zim-deleteconv/zim-deleteconv/internal/local/netem"
 	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim/zimtest"
 )
 
@@ -171,7 +171,7 @@ func proxyGoroutines() int {
 	buf = buf[:runtime.Stack(buf, true)]
 	n := 0
 	for g := range strings.SplitSeq(string(buf), "\n\n") {
-		if strings.Contains(g, "internal/netem.(*") {
+		if strings.Contains(g, "internal/local/netem.(*") {
 			n++
 		}
 	}

@@ -9,7 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
-	"github.com/zim-deleteconv/zim-deleteconv/internal/motoserver"
+	"github.com/zim-deleteconv/zim-deleteconv/internal/local/motoserver"
 )
 
 func TestEnforceIAM(t *testing.T) {

@@ -20,8 +20,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
-	"github.com/zim-deleteconv/zim-deleteconv/internal/motoserver"
-	"github.com/zim-deleteconv/zim-deleteconv/internal/netem"
+	"github.com/zim-deleteconv/zim-deleteconv/internal/local/motoserver"
+	"github.com/zim-deleteconv/zim-deleteconv/internal/local/netem"
 	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim"
 	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim/zimtest"
 )
@@ -97,7 +97,7 @@ type Config struct {
 	// and HTTP/1.1): the functions trust its certificate authority through
 	// SSL_CERT_FILE (CertificateFile), and Admin trusts it too.
 	TLS bool
-	// Latency, when set, puts a latency-injecting proxy (internal/netem)
+	// Latency, when set, puts a latency-injecting proxy (internal/local/netem)
 	// with the profile's links in front of the local ZIM server and the
 	// local Secrets Manager; the functions reach both through them
 	// (APIURL, FunctionSecretsManagerURL), while admin calls and SQS go

@@ -24,7 +24,7 @@
 // Config.TLS serves the ZIM server over HTTPS (zimserver -tls); the
 // functions trust its certificate authority through SSL_CERT_FILE
 // (LogDir/zim-ca.pem) and Admin trusts it too. Config.Latency puts an
-// internal/netem proxy with the profile's links in front of the ZIM server
+// internal/local/netem proxy with the profile's links in front of the ZIM server
 // and another in front of moto's Secrets Manager: the functions get
 // ZEGO_API_URL and AWS_ENDPOINT_URL_SECRETS_MANAGER pointing at the proxies
 // (APIURL, FunctionSecretsManagerURL), while the admin API, the secret's

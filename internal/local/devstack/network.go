@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/zim-deleteconv/zim-deleteconv/internal/netem"
+	"github.com/zim-deleteconv/zim-deleteconv/internal/local/netem"
 )
 
 // CertificateFileName is the file under LogDir that receives the local ZIM

@@ -6,7 +6,7 @@ import (
 	"net"
 	"time"
 
-	"github.com/zim-deleteconv/zim-deleteconv/internal/netem"
+	"github.com/zim-deleteconv/zim-deleteconv/internal/local/netem"
 )
 
 func ExampleListen() {
