@@ -117,7 +117,20 @@ var (
 // processes (test binaries running in parallel) a lock file under root/build
 // lets one build while the others wait and then find it cached.
 func FindRIE(ctx context.Context, root string) (string, error) {
+	b := startRIEBuild(root)
+	select {
+	case <-b.done:
+		return b.path, b.err
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+}
+
+// startRIEBuild starts this process's build of root's emulator unless it has
+// started already, and returns it.
+func startRIEBuild(root string) *rieBuild {
 	rieMu.Lock()
+	defer rieMu.Unlock()
 	b, ok := rieBuilds[root]
 	if !ok {
 		b = &rieBuild{done: make(chan struct{})}
@@ -127,13 +140,7 @@ func FindRIE(ctx context.Context, root string) (string, error) {
 			close(b.done)
 		}()
 	}
-	rieMu.Unlock()
-	select {
-	case <-b.done:
-		return b.path, b.err
-	case <-ctx.Done():
-		return "", ctx.Err()
-	}
+	return b
 }
 
 func buildRIE(root string) (string, error) {

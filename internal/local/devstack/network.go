@@ -88,6 +88,9 @@ func (s *Stack) closeProxies() error {
 			errs = append(errs, p.Close())
 		}
 	}
+	if s.ddbProxy != nil {
+		errs = append(errs, s.ddbProxy.Close())
+	}
 	return errors.Join(errs...)
 }
 

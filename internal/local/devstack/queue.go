@@ -16,17 +16,20 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 )
 
-// Defaults for QueueConfig: the template's event source and redrive settings,
-// and a rate split that keeps the local stack within the ZIM server's 20
-// requests per second per AppId (DefaultAPIRate + 2 × DefaultQueueRate = 20).
-// The template's defaults in one emulator each: the api emulator stands for
-// ApiFunction's 2 instances at APIInstanceRate, so it gets their sum.
+// Defaults for Config and QueueConfig: the template's defaults (RateBudget,
+// ApiConcurrency, the queue function's 2 instances), its event source and
+// redrive settings. Without the shared table (Config.NoStateTable) the
+// functions run at the static split the template had before it: 2 api
+// instances × APIInstanceRate + 2 queue instances × DefaultQueueRate = 20,
+// the ZIM server's requests per second per AppId.
 const (
+	DefaultRateBudget      = 20
+	DefaultAPIInstances    = 2
 	DefaultQueueName       = "zim-deleteconv-queue"
 	DefaultQueueInstances  = 2
 	DefaultQueueRate       = 8.0
-	APIInstanceRate        = 2.0 // one ApiFunction instance's share, as deployed
-	DefaultAPIRate         = 2 * APIInstanceRate
+	APIInstanceRate        = 2.0 // one ApiFunction instance's static share
+	DefaultAPIRate         = DefaultAPIInstances * APIInstanceRate
 	DefaultBatchSize       = 10
 	DefaultBatchWindow     = time.Second
 	DefaultMaxReceiveCount = 5
@@ -45,7 +48,9 @@ type QueueConfig struct {
 	// and the poller's concurrency (default DefaultQueueInstances).
 	Instances int
 	// Function configures each instance. Name is ignored ("queue-1", …);
-	// RateLimit defaults to DefaultQueueRate, Timeout to DefaultFunctionTimeout.
+	// Timeout defaults to DefaultFunctionTimeout. RateLimit 0 is the shared
+	// budget (or DefaultQueueRate with Config.NoStateTable); another value
+	// runs the instances at that static rate without the table.
 	Function FunctionConfig
 	// BatchSize and BatchWindow are the event source's BatchSize and
 	// MaximumBatchingWindowInSeconds (default 10 and 1 s, as the template).
@@ -77,9 +82,6 @@ func (c *QueueConfig) setDefaults() error {
 	}
 	if c.Function.Timeout <= 0 {
 		c.Function.Timeout = DefaultFunctionTimeout
-	}
-	if c.Function.RateLimit == 0 {
-		c.Function.RateLimit = DefaultQueueRate
 	}
 	if c.BatchSize <= 0 {
 		c.BatchSize = DefaultBatchSize

@@ -17,8 +17,10 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"golang.org/x/time/rate"
 
 	"github.com/zim-deleteconv/zim-deleteconv/internal/local/motoserver"
 	"github.com/zim-deleteconv/zim-deleteconv/internal/local/netem"
@@ -75,8 +77,27 @@ type Config struct {
 	// (default DefaultSecretName).
 	SecretName string
 	// Function configures the api function: HTTP API and direct invokes
-	// (Invoke's target). With a queue its RateLimit defaults to DefaultAPIRate.
+	// (Invoke's target), each of its APIInstances alike. Its Name is the
+	// single instance's, or the instances' prefix ("api-1", "api-2", …).
 	Function FunctionConfig
+	// APIInstances is the api function's instance count, one emulator each:
+	// ApiFunction's reserved concurrency (the template's ApiConcurrency).
+	// Default 1, or DefaultAPIInstances with a queue (the stack as deployed).
+	APIInstances int
+	// RateBudget is ZEGO_RATE_BUDGET, the calls per second the whole stack
+	// may send to ZEGO, and the HTTP API stage's throttle (rate and burst),
+	// as the template sets both from its RateBudget (default
+	// DefaultRateBudget).
+	RateBudget int
+	// NoStateTable runs the stack without the shared table: no
+	// ZEGO_STATE_TABLE, so every function runs at its static
+	// ZEGO_RATE_LIMIT (with a queue, by default APIInstanceRate per api
+	// instance and DefaultQueueRate per queue instance). By default the
+	// local stack creates the table (StateTable) in moto_server and every
+	// function whose FunctionConfig.RateLimit is 0 gets ZEGO_STATE_TABLE,
+	// the budget's variables and AWS_ENDPOINT_URL_DYNAMODB pointing at the
+	// DynamoDB fault proxy (SetDynamoDBFault).
+	NoStateTable bool
 	// Queue, when set, adds the local job queue with its dead-letter queue,
 	// the queue function (QueueConfig.Instances emulators) and the poller
 	// that feeds it, as the template deploys them. Every function of the
@@ -128,6 +149,15 @@ type Stack struct {
 	certFile           string
 	adminHTTP          *http.Client
 	zegoProxy, smProxy *netem.Proxy
+
+	// The shared table (empty name without it), a client of it, and the
+	// fault proxy the functions reach moto's DynamoDB through.
+	table    TableDefinition
+	ddb      *dynamodb.Client
+	ddbProxy *netem.FaultProxy
+
+	api   *apiPool
+	stage *rate.Limiter
 
 	queue      *Queue
 	queueFns   []*Function
@@ -188,14 +218,34 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 			return nil, err
 		}
 		cfg.Queue = &q
-		if cfg.Function.RateLimit == 0 {
-			cfg.Function.RateLimit = DefaultAPIRate
+		if cfg.APIInstances == 0 {
+			cfg.APIInstances = DefaultAPIInstances
 		}
+		// Without the table, the static split of the template before the
+		// shared budget.
+		if cfg.NoStateTable && cfg.Function.RateLimit == 0 {
+			cfg.Function.RateLimit = APIInstanceRate
+		}
+		if cfg.NoStateTable && cfg.Queue.Function.RateLimit == 0 {
+			cfg.Queue.Function.RateLimit = DefaultQueueRate
+		}
+	}
+	if cfg.APIInstances <= 0 {
+		cfg.APIInstances = 1
+	}
+	if cfg.RateBudget == 0 {
+		cfg.RateBudget = DefaultRateBudget
+	}
+	if cfg.RateBudget < 1 || cfg.RateBudget > 20 {
+		return nil, fmt.Errorf("devstack: rate budget %d: want 1 to 20 (ZEGO allows 20 calls per second per AppId)", cfg.RateBudget)
+	}
+	if cfg.Target != TargetLocal {
+		cfg.NoStateTable = true
 	}
 	if (cfg.TLS || cfg.Latency != nil) && cfg.Target != TargetLocal {
 		return nil, fmt.Errorf("devstack: TLS and latency apply to the local stack only (unset %s)", TargetEnv)
 	}
-	s := &Stack{cfg: cfg}
+	s := &Stack{cfg: cfg, stage: newStage(cfg.RateBudget)}
 
 	// Everything that can be checked in a moment is, before the builds.
 	if cfg.Target == TargetAWS {
@@ -215,11 +265,14 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if err := os.MkdirAll(cfg.LogDir, 0o755); err != nil {
 		return nil, fmt.Errorf("devstack: %w", err)
 	}
-	s.progress("finding the pinned Lambda Runtime Interface Emulator (go tool; the first build takes about a minute)")
-	if s.rie, err = FindRIE(ctx, cfg.Root); err != nil {
+	// The emulator's build (about a minute the first time) runs beside the
+	// function's and the ZIM server's.
+	s.progress("building the pinned Lambda Runtime Interface Emulator (go tool, cached; the first build takes about a minute)")
+	startRIEBuild(cfg.Root)
+	if err := s.build(ctx); err != nil {
 		return nil, err
 	}
-	if err := s.build(ctx); err != nil {
+	if s.rie, err = FindRIE(ctx, cfg.Root); err != nil {
 		return nil, err
 	}
 
@@ -238,13 +291,16 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		if err := s.startProxies(); err != nil {
 			return nil, err
 		}
+		if err := s.startTable(ctx); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.Queue != nil {
 		if err := s.startQueue(ctx); err != nil {
 			return nil, err
 		}
 	}
-	if _, err := s.StartFunction(ctx, cfg.Function); err != nil {
+	if err := s.startAPIFunction(ctx); err != nil {
 		return nil, err
 	}
 	if cfg.Queue != nil {
@@ -253,6 +309,51 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		}
 	}
 	return s, nil
+}
+
+// startTable creates the shared table in moto and the fault proxy in front
+// of moto's DynamoDB.
+func (s *Stack) startTable(ctx context.Context) error {
+	if s.cfg.NoStateTable {
+		return nil
+	}
+	s.progress("creating the shared table (moto's DynamoDB) and the DynamoDB fault proxy")
+	awsCfg, err := s.moto.AWSConfig(ctx)
+	if err != nil {
+		return fmt.Errorf("devstack: %w", err)
+	}
+	s.ddb = dynamodb.NewFromConfig(awsCfg)
+	def := StateTable()
+	if err := createTable(ctx, s.ddb, def); err != nil {
+		return err
+	}
+	s.table = def
+	if s.ddbProxy, err = netem.ListenFaults(s.moto.URL, 0); err != nil {
+		return fmt.Errorf("devstack: %w", err)
+	}
+	return nil
+}
+
+// startAPIFunction starts the api function's instances.
+func (s *Stack) startAPIFunction(ctx context.Context) error {
+	n := s.cfg.APIInstances
+	var fns []*Function
+	for i := range n {
+		fc := s.cfg.Function
+		if fc.Name == "" {
+			fc.Name = "api"
+		}
+		if n > 1 {
+			fc.Name += "-" + strconv.Itoa(i+1)
+		}
+		f, err := s.startFunction(ctx, fc, "api")
+		if err != nil {
+			return err
+		}
+		fns = append(fns, f)
+	}
+	s.api = newAPIPool(fns)
+	return nil
 }
 
 // startQueue creates the job queue and its dead-letter queue in moto.
@@ -476,6 +577,8 @@ func (s *Stack) env(fc FunctionConfig, role string) ([]string, error) {
 	)
 	if fc.RateLimit != 0 {
 		env = append(env, "ZEGO_RATE_LIMIT="+strconv.FormatFloat(fc.RateLimit, 'f', -1, 64))
+	} else if s.table.Name != "" {
+		env = append(env, s.budgetEnv(role)...)
 	}
 	env = append(env, fc.Env...)
 	if s.cfg.Target != TargetAWS {
@@ -492,6 +595,24 @@ func (s *Stack) env(fc FunctionConfig, role string) ([]string, error) {
 		env = append(env, "AWS_REGION="+r)
 	}
 	return env, nil
+}
+
+// budgetEnv is the shared budget's environment as the template gives it to
+// a function: the table, the stack's budget, the instance's floor (1 for
+// ApiFunction, 0 for QueueFunction) and the sum of every instance's floor
+// (ApiConcurrency in the template: APIInstances here).
+func (s *Stack) budgetEnv(role string) []string {
+	floor := "1"
+	if role == "queue" {
+		floor = "0"
+	}
+	return []string{
+		"ZEGO_STATE_TABLE=" + s.table.Name,
+		"AWS_ENDPOINT_URL_DYNAMODB=" + s.FunctionDynamoDBURL(),
+		"ZEGO_RATE_BUDGET=" + strconv.Itoa(s.cfg.RateBudget),
+		"ZEGO_RATE_FLOOR=" + floor,
+		"ZEGO_RATE_FLOOR_TOTAL=" + strconv.Itoa(s.cfg.APIInstances),
+	}
 }
 
 // localEnv is the local stack's environment: the caller's without any AWS,
@@ -550,23 +671,19 @@ func (s *Stack) Queue() *Queue { return s.queue }
 // QueueFunctions are the queue function's instances, one emulator each.
 func (s *Stack) QueueFunctions() []*Function { return slices.Clone(s.queueFns) }
 
-// Function returns the api function Start started.
+// Function returns the api function's first instance. Its Invoke
+// serialises its own callers; Stack.Invoke spreads them over every instance.
 func (s *Stack) Function() *Function {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.functions) == 0 {
+	if s.api == nil {
 		return nil
 	}
-	return s.functions[0]
+	return s.api.fns[0]
 }
 
-// Invoke invokes the function Start started (see Function.Invoke).
-func (s *Stack) Invoke(ctx context.Context, event []byte) (InvokeResult, error) {
-	f := s.Function()
-	if f == nil {
-		return InvokeResult{}, errClosed
-	}
-	return f.Invoke(ctx, event)
+func (s *Stack) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
 }
 
 // Target is the stack's target.

@@ -2,11 +2,14 @@ package devstack
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/zim-deleteconv/zim-deleteconv/internal/local/netem"
 )
 
 // TableDefinition is the shared state table as template.yaml declares it
@@ -62,4 +65,43 @@ func createTable(ctx context.Context, client *dynamodb.Client, def TableDefiniti
 		return fmt.Errorf("devstack: the table %s's TTL: %w", def.Name, err)
 	}
 	return nil
+}
+
+// StateTableName is the shared table's name (ZEGO_STATE_TABLE); "" without
+// it (Config.NoStateTable, TargetAWS).
+func (s *Stack) StateTableName() string { return s.table.Name }
+
+// DynamoDB is a client of moto's DynamoDB, reaching it directly (not
+// through the fault proxy); nil without the table.
+func (s *Stack) DynamoDB() *dynamodb.Client { return s.ddb }
+
+// FunctionDynamoDBURL is the AWS_ENDPOINT_URL_DYNAMODB the functions get: the
+// fault proxy in front of moto's DynamoDB. "" without the table.
+func (s *Stack) FunctionDynamoDBURL() string {
+	if s.ddbProxy == nil {
+		return ""
+	}
+	return s.ddbProxy.URL()
+}
+
+// SetDynamoDBFault switches what every function's DynamoDB calls meet from
+// now on: netem.Pass (moto answers), netem.Fail (HTTP 500
+// InternalServerError at once), netem.Drop (the connection closes without an
+// answer) or netem.Slow (moto answers after 1 s). It fails without the table.
+func (s *Stack) SetDynamoDBFault(f netem.Fault) error {
+	if s.ddbProxy == nil {
+		return errors.New("devstack: the stack has no shared table (Config.NoStateTable or TargetAWS)")
+	}
+	s.ddbProxy.Set(f)
+	return nil
+}
+
+// DynamoDBRequests is how many DynamoDB requests the functions have sent
+// through the fault proxy since Start, and how many of them it failed,
+// dropped or delayed.
+func (s *Stack) DynamoDBRequests() (total, faulted int) {
+	if s.ddbProxy == nil {
+		return 0, 0
+	}
+	return s.ddbProxy.Requests(), s.ddbProxy.Faulted()
 }

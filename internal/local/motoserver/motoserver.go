@@ -237,11 +237,13 @@ func (s *Server) Stop() {
 }
 
 // Env is what a child process needs to reach this server through the AWS SDK:
-// the Secrets Manager and SQS endpoints, the region and static credentials.
+// the Secrets Manager, SQS and DynamoDB endpoints, the region and static
+// credentials.
 func (s *Server) Env() []string {
 	return []string{
 		"AWS_ENDPOINT_URL_SECRETS_MANAGER=" + s.URL,
 		"AWS_ENDPOINT_URL_SQS=" + s.URL,
+		"AWS_ENDPOINT_URL_DYNAMODB=" + s.URL,
 		"AWS_REGION=" + Region,
 		"AWS_ACCESS_KEY_ID=" + AccessKeyID,
 		"AWS_SECRET_ACCESS_KEY=" + SecretAccessKey,
