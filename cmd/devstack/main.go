@@ -30,6 +30,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -50,10 +51,6 @@ Each takes -latency default: HTTPS to the ZIM server and the latency of a functi
 
 ZEGO_TARGET=aws (invoke -target api only) uses your AWS credentials, AWS_REGION, ZEGO_SECRET_ID and the real ZEGO API.
 `
-
-// demoQueueTimeout is the queue function's timeout in the demo: short
-// rounds, so that the job's progress shows.
-const demoQueueTimeout = 10 * time.Second
 
 func main() {
 	// Ctrl-C and SIGTERM cancel the run; the deferred Close then stops every
@@ -130,7 +127,7 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) (int, er
 	start := time.Now()
 	cfg := devstack.Config{
 		Progress: stderr,
-		Queue:    &devstack.QueueConfig{Function: devstack.FunctionConfig{Timeout: demoQueueTimeout}},
+		Queue:    &devstack.QueueConfig{},
 	}
 	if err := applyLatency(&cfg, *latency); err != nil {
 		return 2, err
@@ -267,10 +264,14 @@ func writeEndpoints(w io.Writer, s *devstack.Stack, envFile string) {
 	}
 	fmt.Fprintf(w, "AWS_ENDPOINT_URL_SECRETS_MANAGER=%s\n", s.FunctionSecretsManagerURL())
 	fmt.Fprintf(w, "AWS_ENDPOINT_URL_SQS=%s\n", s.SecretsManagerURL())
+	fmt.Fprintf(w, "AWS_ENDPOINT_URL_DYNAMODB=%s  # the functions', through the DynamoDB fault proxy (moto_server's is AWS_ENDPOINT_URL_SQS)\n", s.FunctionDynamoDBURL())
+	fmt.Fprintf(w, "ZEGO_STATE_TABLE=%s\n", s.StateTableName())
 	fmt.Fprintf(w, "ZEGO_SECRET_ID=%s\n", s.SecretID())
 	fmt.Fprintf(w, "ZEGO_JOB_QUEUE_URL=%s\n", q.URL)
 	fmt.Fprintf(w, "DEAD_LETTER_QUEUE_URL=%s\n", q.DeadLetterURL)
-	fmt.Fprintf(w, "API_FUNCTION_INVOKE_URL=%s%s\n", s.Function().URL, devstack.InvokePath)
+	for _, f := range s.APIFunctions() {
+		fmt.Fprintf(w, "API_FUNCTION_INVOKE_URL=%s%s  # %s\n", f.URL, devstack.InvokePath, f.Name)
+	}
 	for _, f := range s.QueueFunctions() {
 		fmt.Fprintf(w, "QUEUE_FUNCTION_INVOKE_URL=%s%s  # %s\n", f.URL, devstack.InvokePath, f.Name)
 	}
@@ -278,32 +279,35 @@ func writeEndpoints(w io.Writer, s *devstack.Stack, envFile string) {
 }
 
 // writeSAMEnv writes an env-vars file for `sam local invoke --env-vars`,
-// per function logical id, pointing at this stack.
+// per function logical id, pointing at this stack: each container sam local
+// starts is one instance, with the environment the template gives that
+// function's instances (the shared table and its budget, no static rate).
 func writeSAMEnv(path string, s *devstack.Stack) error {
-	q := s.Queue()
-	common := map[string]string{
-		"ZEGO_API_URL":                     s.APIURL(),
-		"ZEGO_SECRET_ID":                   s.SecretID(),
-		"ZEGO_JOB_QUEUE_URL":               q.URL,
-		"AWS_ENDPOINT_URL_SECRETS_MANAGER": s.FunctionSecretsManagerURL(),
-		"AWS_ENDPOINT_URL_SQS":             s.SecretsManagerURL(),
-	}
-	with := func(rate float64) map[string]string {
-		m := map[string]string{"ZEGO_RATE_LIMIT": fmt.Sprint(rate)}
-		for k, v := range common {
-			m[k] = v
-		}
-		return m
-	}
-	b, err := json.MarshalIndent(map[string]any{
-		// sam local may run several ApiFunction containers: each gets one deployed instance's share.
-		"ApiFunction":   with(devstack.APIInstanceRate),
-		"QueueFunction": with(q.Config().Function.RateLimit),
-	}, "", "  ")
+	b, err := json.MarshalIndent(samEnv(s), "", "  ")
 	if err != nil {
 		return err
 	}
 	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+// samEnv is the env-vars file's content.
+func samEnv(s *devstack.Stack) map[string]map[string]string {
+	q := s.Queue()
+	with := func(floor string) map[string]string {
+		return map[string]string{
+			"ZEGO_API_URL":                     s.APIURL(),
+			"ZEGO_SECRET_ID":                   s.SecretID(),
+			"ZEGO_JOB_QUEUE_URL":               q.URL,
+			"AWS_ENDPOINT_URL_SECRETS_MANAGER": s.FunctionSecretsManagerURL(),
+			"AWS_ENDPOINT_URL_SQS":             s.SecretsManagerURL(),
+			"AWS_ENDPOINT_URL_DYNAMODB":        s.FunctionDynamoDBURL(),
+			"ZEGO_STATE_TABLE":                 s.StateTableName(),
+			"ZEGO_RATE_BUDGET":                 strconv.Itoa(s.RateBudget()),
+			"ZEGO_RATE_FLOOR":                  floor,
+			"ZEGO_RATE_FLOOR_TOTAL":            strconv.Itoa(len(s.APIFunctions())),
+		}
+	}
+	return map[string]map[string]string{"ApiFunction": with("1"), "QueueFunction": with("0")}
 }
 
 func writeLine(w io.Writer, b []byte) {

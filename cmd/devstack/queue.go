@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/zim-deleteconv/zim-deleteconv/internal/local/devstack"
+	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim/zimtest"
 )
 
 // jobUser is the demo job's user: a support bot with thousands of conversations.
@@ -25,11 +27,18 @@ func runJob(ctx context.Context, s *devstack.Stack, user string, n int, w io.Wri
 	if _, err := s.SeedConversations(ctx, user, n); err != nil {
 		return false, err
 	}
+	if err := admin.ResetRequests(ctx); err != nil {
+		return false, err
+	}
 	cfg := q.Config()
 	body := fmt.Sprintf(`{"FromUserId": %q, "AllConversations": true}`, user)
 	fmt.Fprintf(w, "\nA job through the local queue: %d conversations of %s, one message %s\n", n, user, body)
-	fmt.Fprintf(w, "(queue %s: visibility timeout %s, maxReceiveCount %d; queue function: %d instances, %s timeout, ZEGO_RATE_LIMIT %g each)\n",
-		q.Name, cfg.VisibilityTimeout, cfg.MaxReceiveCount, cfg.Instances, cfg.Function.Timeout, cfg.Function.RateLimit)
+	rateText := fmt.Sprintf("the shared budget of %d/s in table %s", s.RateBudget(), s.StateTableName())
+	if s.StateTableName() == "" {
+		rateText = fmt.Sprintf("ZEGO_RATE_LIMIT %g each", cfg.Function.RateLimit)
+	}
+	fmt.Fprintf(w, "(queue %s: visibility timeout %s, maxReceiveCount %d; queue function: %d instances, %s timeout, %s)\n",
+		q.Name, cfg.VisibilityTimeout, cfg.MaxReceiveCount, cfg.Instances, cfg.Function.Timeout, rateText)
 	left := func() (int, error) {
 		convs, err := admin.Conversations(ctx, s.AppID(), user)
 		return len(convs), err
@@ -72,7 +81,17 @@ func runJob(ctx context.Context, s *devstack.Stack, user string, n int, w io.Wri
 			if err := printRounds(); err != nil {
 				return false, err
 			}
-			return jobSummary(ctx, w, q, n, left, rounds, time.Since(start))
+			took := time.Since(start)
+			ok, err := jobSummary(ctx, w, q, n, left, rounds, took)
+			if err != nil {
+				return false, err
+			}
+			reqs, err := admin.Requests(ctx)
+			if err != nil {
+				return false, err
+			}
+			fmt.Fprintln(w, jobRate(reqs, user, s.RateBudget()))
+			return ok, nil
 		case <-tick.C:
 			if err := printRounds(); err != nil {
 				return false, err
@@ -98,6 +117,42 @@ func jobSummary(ctx context.Context, w io.Writer, q *devstack.Queue, n int, left
 	}
 	fmt.Fprintf(w, "FAIL job: %d of %d conversations deleted in %s over %d round(s); %d message(s) in the dead-letter queue\n", deleted, n, took.Round(time.Second), rounds, c.DeadLetters)
 	return false, nil
+}
+
+// jobRate is the job's rate line: its deletions per second at the ZIM server
+// from the first deletion to the last (the set-up and the queue's first
+// delivery left out), as a share of ZEGO's 20/s, and the most calls of the
+// app in any one-second window.
+func jobRate(reqs []zimtest.Request, user string, budget int) string {
+	var deletions, calls []time.Time
+	for _, r := range reqs {
+		calls = append(calls, r.Time)
+		if r.Action == "DeleteConv" && r.FromUserID == user && r.Code == 0 && r.HTTPStatus == http.StatusOK {
+			deletions = append(deletions, r.Time)
+		}
+	}
+	if len(deletions) < 2 {
+		return fmt.Sprintf("     job rate: %d deletion(s), too few for a rate", len(deletions))
+	}
+	slices.SortFunc(deletions, time.Time.Compare)
+	span := deletions[len(deletions)-1].Sub(deletions[0])
+	rate := float64(len(deletions)-1) / span.Seconds()
+	return fmt.Sprintf("     job rate: %.1f deletions/s from the first deletion to the last (%s), %.0f%% of ZEGO's 20/s (budget %d/s); most ZEGO calls in one second: %d",
+		rate, span.Round(100*time.Millisecond), 100*rate/20, budget, maxPerSecond(calls))
+}
+
+// maxPerSecond is the most times in any one-second window (t-1s, t], the
+// window ZEGO counts its limit over.
+func maxPerSecond(times []time.Time) int {
+	slices.SortFunc(times, time.Time.Compare)
+	most, first := 0, 0
+	for i, t := range times {
+		for !times[first].After(t.Add(-time.Second)) {
+			first++
+		}
+		most = max(most, i-first+1)
+	}
+	return most
 }
 
 // isJobOf reports whether body is an AllConversations request (or its

@@ -181,3 +181,6 @@ func (s *Stack) CallHTTP(ctx context.Context, event []byte) (HTTPResult, error) 
 	res.Latency = time.Since(start)
 	return res, nil
 }
+
+// RateBudget is the stack's ZEGO_RATE_BUDGET and stage throttle (Config.RateBudget).
+func (s *Stack) RateBudget() int { return s.cfg.RateBudget }

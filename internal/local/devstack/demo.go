@@ -296,7 +296,8 @@ func RunDemo(ctx context.Context, s *Stack, samples []Sample, w io.Writer) (ok b
 	}
 	var results []Result
 	for _, sample := range samples {
-		// As deployed, SQS events reach the queue function.
+		// As deployed, SQS events reach the queue function; one caller at a
+		// time finds the same warm api instance, as on Lambda.
 		f := s.Function()
 		if q := s.QueueFunctions(); sample.Trigger == TriggerSQS && len(q) > 0 {
 			f = q[0]
@@ -312,7 +313,7 @@ func RunDemo(ctx context.Context, s *Stack, samples []Sample, w io.Writer) (ok b
 		return false, err
 	}
 	info := DemoInfo{ZIMURL: s.ZIMURL(), LogDir: s.LogDir()}
-	for _, f := range append([]*Function{s.Function()}, s.QueueFunctions()...) {
+	for _, f := range append(s.APIFunctions(), s.QueueFunctions()...) {
 		info.Emulators = append(info.Emulators, f.Name+" "+f.URL)
 	}
 	if err := WriteReport(w, info, results, reqs); err != nil {
