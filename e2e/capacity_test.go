@@ -1,19 +1,15 @@
 package e2e
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
 	"slices"
-	"strconv"
 	"testing"
 	"time"
 
 	"github.com/zim-deleteconv/zim-deleteconv/internal/local/devstack"
 	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim"
-	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim/zimtest"
 )
 
 // zegoBudget is ZEGO's DeleteConv limit per AppId: 20 requests in any
@@ -75,54 +71,6 @@ func httpAPIMethod(t *testing.T, method string, body []byte) []byte {
 	return b
 }
 
-// rateShare reads the ZEGO_RATE_LIMIT a function's bootstrap runs with, from
-// its environment in /proc: the share in effect, not the one configured.
-func rateShare(t *testing.T, f *devstack.Function) float64 {
-	t.Helper()
-	for _, p := range f.Processes() {
-		if p.Name != "bootstrap" {
-			continue
-		}
-		env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", p.PID))
-		if err != nil {
-			t.Fatalf("%s: reading the bootstrap's environment: %v", f.Name, err)
-		}
-		rate := ""
-		for kv := range bytes.SplitSeq(env, []byte{0}) {
-			if v, ok := bytes.CutPrefix(kv, []byte("ZEGO_RATE_LIMIT=")); ok {
-				rate = string(v)
-			}
-		}
-		r, err := strconv.ParseFloat(rate, 64)
-		if err != nil {
-			t.Fatalf("%s: ZEGO_RATE_LIMIT=%q: %v", f.Name, rate, err)
-		}
-		return r
-	}
-	t.Fatalf("%s runs no bootstrap: %v", f.Name, f.Processes())
-	return 0
-}
-
-// maxWindow is the most requests in any one-second window (t-1s, t], the
-// window ZEGO counts over.
-func maxWindow(reqs []zimtest.Request) (n int, at time.Time) {
-	times := make([]time.Time, len(reqs))
-	for i, r := range reqs {
-		times[i] = r.Time
-	}
-	slices.SortFunc(times, time.Time.Compare)
-	first := 0
-	for last, end := range times {
-		for !times[first].After(end.Add(-time.Second)) {
-			first++
-		}
-		if c := last - first + 1; c > n {
-			n, at = c, end
-		}
-	}
-	return n, at
-}
-
 // percentile is the nearest-rank p-th percentile of sorted durations.
 func percentile(sorted []time.Duration, p float64) time.Duration {
 	if len(sorted) == 0 {
@@ -132,11 +80,11 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 	return sorted[min(max(i, 0), len(sorted)-1)]
 }
 
-// TestCapacityHTTPAndQueueBacklog runs the stack as deployed, one emulator
-// per function: the api function and two queue function instances, each
-// with its rate share (4 + 2 × 8 = 20/s). A backlog of 320 single deletions
-// is sent to the queue at once, and while it drains 40 HTTP API calls go to
-// the api function one after the other. Every call gets the function's own
+// TestCapacityHTTPAndQueueBacklog runs the stack as deployed: two api and
+// two queue function instances, one emulator each, sharing the budget of
+// 20/s through the table. A backlog of 320 single deletions is sent to the
+// queue at once, and while it drains 40 HTTP API calls go to a free api
+// instance one after the other. Every call gets the function's own
 // answer (200, 400 or 405, never a throttle or an emulator error); every
 // message is received once and deleted, nothing reaches the dead-letter
 // queue; the ZIM server never sees more than 20 DeleteConv calls in a
@@ -168,8 +116,8 @@ func TestCapacityHTTPAndQueueBacklog(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// The HTTP calls, one at a time as one instance serves them, while the
-	// queue function works through the backlog.
+	// The HTTP calls, one at a time on a free api instance, while the queue
+	// function works through the backlog.
 	type answer struct {
 		res        devstack.InvokeResult
 		start, end time.Time
@@ -177,7 +125,7 @@ func TestCapacityHTTPAndQueueBacklog(t *testing.T) {
 	answers := make([]answer, len(calls))
 	for i, c := range calls {
 		start := time.Now()
-		res, err := s.Function().Invoke(t.Context(), c.event)
+		res, err := s.Invoke(t.Context(), c.event)
 		if err != nil {
 			t.Fatalf("HTTP call %d: the emulator failed: %v", i, err)
 		}
@@ -194,14 +142,9 @@ func TestCapacityHTTPAndQueueBacklog(t *testing.T) {
 		t.Errorf("%d messages in the dead-letter queue, want none", after.DeadLetters)
 	}
 
-	// The rate shares the functions ran with fit ZEGO's budget.
-	share := rateShare(t, s.Function())
-	fleet := share
-	for _, f := range s.QueueFunctions() {
-		fleet += rateShare(t, f)
-	}
-	if fleet > zegoBudget {
-		t.Errorf("the functions' ZEGO_RATE_LIMIT add up to %g/s, over the budget of %d/s", fleet, zegoBudget)
+	// Every instance ran with the template's budget environment.
+	if n := checkBudgetEnv(t, s); n < 1+len(s.QueueFunctions()) {
+		t.Errorf("%d instances ran a bootstrap, want at least an api instance and every queue instance", n)
 	}
 
 	reqs := w.deletes()
@@ -333,7 +276,7 @@ func TestCapacityHTTPAndQueueBacklog(t *testing.T) {
 	for _, b := range batches {
 		sizes += len(b.Messages)
 	}
-	t.Logf("rate shares: api %g/s + %d queue instances = %g/s of %d/s", share, len(s.QueueFunctions()), fleet, zegoBudget)
+	t.Logf("topology: %d api and %d queue instances sharing %d/s through table %s", len(s.APIFunctions()), len(s.QueueFunctions()), s.RateBudget(), s.StateTableName())
 	t.Logf("backlog: %d messages drained in %v (%.1f messages/s), %d batches (%.1f messages each); when the last HTTP call answered %d were still visible and %d in flight",
 		backlog, drain.Round(time.Millisecond), float64(backlog)/drain.Seconds(), len(batches), float64(sizes)/float64(len(batches)), during.Visible, during.InFlight)
 	t.Logf("HTTP: %d calls in %v beside the backlog, cold start %v; %d warm deletions p50 %v, p99 %v, max %v; 405 and 400 (no ZEGO call) %v; %d queue deletions reached ZEGO meanwhile (%.1f/s)",

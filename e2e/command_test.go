@@ -132,7 +132,7 @@ func TestStackCommand(t *testing.T) {
 			break
 		}
 	}
-	for _, k := range []string{"ZIM_URL", "AWS_ENDPOINT_URL_SQS", "ZEGO_JOB_QUEUE_URL", "DEAD_LETTER_QUEUE_URL", "API_FUNCTION_INVOKE_URL", "QUEUE_FUNCTION_INVOKE_URL"} {
+	for _, k := range []string{"ZIM_URL", "AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL_DYNAMODB", "ZEGO_JOB_QUEUE_URL", "DEAD_LETTER_QUEUE_URL", "API_FUNCTION_INVOKE_URL", "QUEUE_FUNCTION_INVOKE_URL"} {
 		if !strings.HasPrefix(endpoints[k], "http://127.0.0.1:") {
 			t.Errorf("%s=%q, want a loopback URL (stderr:\n%s)", k, endpoints[k], &stderr)
 		}
@@ -156,9 +156,13 @@ func TestStackCommand(t *testing.T) {
 	if b, err := os.ReadFile(endpoints["SAM_ENV_VARS"]); err != nil || json.Unmarshal(b, &env) != nil {
 		t.Fatalf("env-vars file %s: %v", endpoints["SAM_ENV_VARS"], err)
 	}
-	for _, fn := range []string{"ApiFunction", "QueueFunction"} {
-		if env[fn]["ZEGO_JOB_QUEUE_URL"] != endpoints["ZEGO_JOB_QUEUE_URL"] || env[fn]["ZEGO_API_URL"] != endpoints["ZIM_URL"] || env[fn]["ZEGO_RATE_LIMIT"] == "" {
-			t.Errorf("env-vars for %s: %v", fn, env[fn])
+	for fn, floor := range map[string]string{"ApiFunction": "1", "QueueFunction": "0"} {
+		e := env[fn]
+		if e["ZEGO_JOB_QUEUE_URL"] != endpoints["ZEGO_JOB_QUEUE_URL"] || e["ZEGO_API_URL"] != endpoints["ZIM_URL"] ||
+			e["ZEGO_STATE_TABLE"] != endpoints["ZEGO_STATE_TABLE"] || e["ZEGO_STATE_TABLE"] == "" ||
+			e["AWS_ENDPOINT_URL_DYNAMODB"] != endpoints["AWS_ENDPOINT_URL_DYNAMODB"] || e["ZEGO_RATE_BUDGET"] != "20" ||
+			e["ZEGO_RATE_FLOOR"] != floor || e["ZEGO_RATE_FLOOR_TOTAL"] != "2" || e["ZEGO_RATE_LIMIT"] != "" {
+			t.Errorf("env-vars for %s: %v, want the table, its endpoint and the template's budget (floor %s)", fn, e, floor)
 		}
 	}
 
