@@ -1,9 +1,10 @@
 // Command devstack runs the function locally as the template deploys it,
 // under AWS's Lambda Runtime Interface Emulator, without Docker: an api
-// function (HTTP API, direct invoke) and a queue function (two instances)
-// fed from a local job queue with a dead-letter queue (moto's SQS) by a poller
-// with Lambda's event source semantics, beside a local ZIM server and a local
-// Secrets Manager (moto_server).
+// function (HTTP API, direct invoke; two instances) and a queue function
+// (two instances) fed from a local job queue with a dead-letter queue (moto's
+// SQS) by a poller with Lambda's event source semantics, sharing one rate
+// budget through the template's table in moto's DynamoDB, beside a local ZIM
+// server and a local Secrets Manager (moto_server).
 //
 //	devstack demo [-events DIR] [-job N]            sample events, then a job of N conversations through the queue
 //	devstack invoke -event FILE [-target api|queue]  invoke one event (or send it to the queue) and print what happened

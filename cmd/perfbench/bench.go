@@ -188,7 +188,7 @@ func (b *bench) loopback(ctx context.Context, res *results) error {
 			Bootstrap: bootstrap,
 			ZIMServer: zimBin,
 			LogDir:    filepath.Join(b.dir, "logs", name),
-			Function:  devstack.FunctionConfig{Name: "warm"}, // ZEGO_RATE_LIMIT unset: the default 20/s
+			Function:  devstack.FunctionConfig{Name: "warm"}, // the shared table's budget of 20/s, as deployed (NoStateTable: the static default 20/s)
 		})
 	}
 	if b.ours, err = stack("deleteconv", oursBin); err != nil {
