@@ -39,8 +39,10 @@ type HTTPResult struct {
 	// Throttled is "" when the function ran, else ThrottledByStage or
 	// ThrottledByLambda.
 	Throttled string
-	// Invoke is the function's invocation when it ran.
-	Invoke InvokeResult
+	// Invoke is the function's invocation when it ran, and Function the
+	// name of the api instance that ran it ("" when throttled).
+	Invoke   InvokeResult
+	Function string
 	// Latency is from the call to the answer, throttling included.
 	Latency time.Duration
 }
@@ -147,20 +149,22 @@ func (s *Stack) CallHTTP(ctx context.Context, event []byte) (HTTPResult, error) 
 		res.Latency = time.Since(start)
 		return res, nil
 	}
-	if s.stage == nil {
+	if s.stage == nil || s.api == nil || s.isClosed() {
 		return res, errClosed
 	}
 	if !s.stage.Allow() {
 		return done(429, "Too Many Requests", ThrottledByStage)
 	}
-	inv, err := s.TryInvoke(ctx, event)
-	if errors.Is(err, ErrTooManyRequests) {
+	f := s.api.tryAcquire()
+	if f == nil {
 		return done(500, "Internal Server Error", ThrottledByLambda)
 	}
+	inv, err := f.Invoke(ctx, event)
+	s.api.release(f)
 	if err != nil {
 		return res, err
 	}
-	res.Invoke = inv
+	res.Invoke, res.Function = inv, f.Name
 	var out struct {
 		StatusCode      int               `json:"statusCode"`
 		Headers         map[string]string `json:"headers"`
