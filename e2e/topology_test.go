@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/zim-deleteconv/zim-deleteconv/internal/local/devstack"
+	"github.com/zim-deleteconv/zim-deleteconv/internal/local/netem"
 	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim"
 )
 
@@ -69,4 +70,71 @@ func TestHTTPCallersOnTheDeployedTopology(t *testing.T) {
 	n, span, rate := deletionRate(reqs, user)
 	t.Logf("%d deletions over HTTP by %d callers in %v (%.1f/s), per instance %v; ZEGO per second %v, most in a sliding second %d, per app %v",
 		n, len(s.APIFunctions()), span.Round(time.Millisecond), rate, served, perSecond(reqs), most, maxWindowPerApp(reqs))
+}
+
+// TestHTTPCallersThroughATableOutage runs HTTP callers (one per api
+// instance, 2 calls per second each) while the functions' DynamoDB first
+// fails every call for 6 s, then answers each after 1 s for 6 s. Every call
+// is answered within 5 s with 200, or 429/503 with Retry-After; every 200
+// deleted its conversation; ZEGO never sees more than 20 calls in a second.
+func TestHTTPCallersThroughATableOutage(t *testing.T) {
+	t.Parallel()
+	const (
+		user   = "outage-http"
+		calls  = 56 // 2 callers × 2/s × 14 s
+		phase  = 6 * time.Second
+		answer = 5 * time.Second
+	)
+	s, _ := queueStack(t, "topology-outage", devstack.QueueConfig{})
+	w := newWorld(t, s)
+	var events [][]byte
+	var convs []zim.Conversation
+	for i := range calls {
+		c := peer(fmt.Sprintf("outage-%02d", i))
+		convs = append(convs, c)
+		events = append(events, httpAPI(t, direct(user, c.ConvID, c.ConvType)))
+	}
+	w.seed(user, convs...)
+
+	done := make(chan []httpAnswer, 1)
+	go func() { done <- httpCallers(t, s, len(s.APIFunctions()), 500*time.Millisecond, events) }()
+	<-dynamoDBFault(t, s, netem.Fail, phase)
+	<-dynamoDBFault(t, s, netem.Slow, phase)
+	answers := <-done
+
+	status := map[int]int{}
+	for i, a := range answers {
+		status[a.StatusCode]++
+		switch a.StatusCode {
+		case http.StatusOK:
+		case http.StatusTooManyRequests, http.StatusServiceUnavailable:
+			if a.Throttled != "" || header(a.Headers, "Retry-After") == "" {
+				t.Errorf("call %d: %d %s (throttled %q), want the function's answer with Retry-After", i, a.StatusCode, a.Body, a.Throttled)
+			}
+		default:
+			t.Errorf("call %d: %d %s, want 200, 429 or 503", i, a.StatusCode, a.Body)
+		}
+		if a.Latency > answer {
+			t.Errorf("call %d answered in %v, over %v", i, a.Latency.Round(time.Millisecond), answer)
+		}
+	}
+	reqs := w.zegoCalls()
+	deleted := map[string]bool{}
+	for _, r := range reqs {
+		if r.Action == "DeleteConv" && r.Code == 0 && r.HTTPStatus == http.StatusOK {
+			deleted[r.ConvID] = true
+		}
+	}
+	for i, a := range answers {
+		if a.StatusCode == http.StatusOK && (!deleted[convs[i].ConvID] || w.has(user, convs[i])) {
+			t.Errorf("call %d answered 200 but %s was not deleted", i, convs[i].ConvID)
+		}
+	}
+	most, at := maxWindow(reqs)
+	if most > zegoBudget {
+		t.Errorf("%d ZEGO calls in the second before %s, over %d", most, at.Format(time.StampMilli), zegoBudget)
+	}
+	total, faulted := s.DynamoDBRequests()
+	t.Logf("answers by status %v; ZEGO per second %v (most in a sliding second %d); DynamoDB requests %d, %d of them failed or slowed",
+		status, perSecond(reqs), most, total, faulted)
 }
