@@ -8,6 +8,11 @@
 //	defer p.Close()
 //	// point the client at "https://" + p.Addr(), then read p.Accepted()
 //
+// FaultProxy is the package's other proxy: an HTTP reverse proxy in front of
+// an AWS-style JSON API (the local stack's DynamoDB) that passes, fails with
+// HTTP 500 InternalServerError, drops or slows every request, switched at
+// run time with Set, for outage tests.
+//
 // # The round-trip model
 //
 // Each direction of a proxied connection is a delay line: the bytes the proxy
