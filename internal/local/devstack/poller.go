@@ -71,10 +71,42 @@ type poller struct {
 	done []Batch
 	busy int                  // messages received and not yet settled
 	back map[string]time.Time // failed messages: when they are visible again
+	// inFlight are the messages being delivered, with when they were received:
+	// SQS keeps each invisible for the visibility timeout from then.
+	inFlight map[string]time.Time
 }
 
 func newPoller(q *Queue, log io.Writer) *poller {
-	return &poller{q: q, log: log, back: map[string]time.Time{}}
+	return &poller{q: q, log: log, back: map[string]time.Time{}, inFlight: map[string]time.Time{}}
+}
+
+// claim keeps the received messages that SQS could deliver: moto's receive
+// is not atomic across threads (getmoto/moto#519), so two workers polling
+// at once can get the same message, which SQS never hands out again within
+// its visibility timeout. Such a copy is left undelivered (the first
+// delivery deletes the message, or it comes back after the timeout) and
+// logged.
+func (p *poller) claim(msgs []types.Message) []types.Message {
+	now := time.Now()
+	var kept []types.Message
+	var dups []string
+	p.mu.Lock()
+	for _, m := range msgs {
+		id := aws.ToString(m.MessageId)
+		if at, ok := p.inFlight[id]; ok && now.Before(at.Add(p.q.cfg.VisibilityTimeout)) {
+			dups = append(dups, id)
+			continue
+		}
+		p.inFlight[id] = now
+		delete(p.back, id)
+		kept = append(kept, m)
+	}
+	p.busy += len(kept)
+	p.mu.Unlock()
+	if len(dups) > 0 {
+		p.writeLog(map[string]any{"time": now, "duplicateReceive": dups})
+	}
+	return kept
 }
 
 // run feeds f until ctx ends.
@@ -123,22 +155,20 @@ func (p *poller) receive(ctx context.Context) ([]types.Message, error) {
 			}
 			return nil, err
 		}
-		if len(out.Messages) == 0 {
+		got := p.claim(out.Messages)
+		if len(got) == 0 {
 			if len(msgs) > 0 {
 				break
 			}
+			if len(out.Messages) > 0 {
+				continue // only copies of messages in flight: poll again
+			}
 			return nil, nil
 		}
-		p.mu.Lock()
-		p.busy += len(out.Messages)
-		for _, m := range out.Messages {
-			delete(p.back, aws.ToString(m.MessageId))
-		}
-		p.mu.Unlock()
 		if len(msgs) == 0 {
 			windowEnd = time.Now().Add(cfg.BatchWindow)
 		}
-		msgs = append(msgs, out.Messages...)
+		msgs = append(msgs, got...)
 	}
 	return msgs, nil
 }
@@ -194,6 +224,9 @@ func (p *poller) deliver(ctx context.Context, f *Function, msgs []types.Message,
 	visibleAt := received.Add(p.q.cfg.VisibilityTimeout)
 	p.mu.Lock()
 	p.busy -= len(msgs)
+	for _, id := range ids {
+		delete(p.inFlight, id)
+	}
 	for _, id := range b.Failed {
 		p.back[id] = visibleAt
 	}
