@@ -1,5 +1,6 @@
 // Package motoserver starts and stops a local moto_server (a local AWS API,
-// Secrets Manager and SQS included) for tests and the local development stack.
+// Secrets Manager, SQS and DynamoDB included) for tests and the local
+// development stack.
 //
 // moto_server ships with the machine image's Python (pip package moto[server]);
 // it cannot be installed from anywhere else here, so a missing binary is an

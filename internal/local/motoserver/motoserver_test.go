@@ -34,6 +34,7 @@ func TestStartServesSecretsManager(t *testing.T) {
 	wantEnv := []string{
 		"AWS_ENDPOINT_URL_SECRETS_MANAGER=" + srv.URL,
 		"AWS_ENDPOINT_URL_SQS=" + srv.URL,
+		"AWS_ENDPOINT_URL_DYNAMODB=" + srv.URL,
 		"AWS_REGION=us-east-1",
 		"AWS_ACCESS_KEY_ID=testing",
 		"AWS_SECRET_ACCESS_KEY=testing",
