@@ -74,7 +74,7 @@ func pids(procs []devstack.Process) []int {
 // TestDemoCommand runs `devstack demo` as `make demo` does, with a job small
 // enough for one round: it must exit 0, report every sample with the bad SQS
 // record failed, show what the ZIM server saw, and the job finishing through
-// the queue.
+// the queue with its rate at ZEGO.
 func TestDemoCommand(t *testing.T) {
 	samples, err := devstack.Samples(filepath.Join(root, "events"))
 	if err != nil {
@@ -102,6 +102,7 @@ func TestDemoCommand(t *testing.T) {
 		"round   1 on queue-",
 		"40 of 40 deleted, succeeded (deleted from the queue)",
 		"ok   job: 40 conversations deleted in ",
+		"job rate: ", "deletions/s from the first deletion to the last", "of ZEGO's 20/s",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)
