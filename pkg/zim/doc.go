@@ -69,10 +69,21 @@
 // at exactly 20 per second, 50ms apart, a little network jitter can put a 21st
 // arrival inside ZEGO's one-second window, and the 3% margin (about 51.5ms apart
 // at 20/s) absorbs that. The limit is per Client: callers sharing an AppId must
-// divide ZEGO's budget between them.
+// divide ZEGO's budget between them, or share one through WithLimiter.
+//
+// WithLimiter replaces the Client's own limiter with any Limiter, a type with
+// one method, Wait(ctx) error, that every attempt calls before it is sent; a
+// *rate.Limiter is one. Several processes sharing an AppId can so take their
+// slots from one budget they share (this project's Lambda function takes them
+// from a DynamoDB table every instance uses) instead of each owning a fixed
+// slice of it. QueryConversationList and DeleteConversation wait on the same
+// Limiter.
 //
 // A limiter wait that would pass the context's deadline fails at once with
 // ErrThrottled instead of sending a request that cannot be answered in time.
+// A Limiter of one's own keeps this contract: an error from Wait while the
+// context is live means no slot in time (ErrThrottled, or the last answer on a
+// retry); with the context ended, the context's error is returned.
 //
 // # Retries
 //

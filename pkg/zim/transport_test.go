@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // tlsZEGO is fakeZEGO behind an httptest TLS server that counts the
@@ -207,7 +209,7 @@ func TestPreconnect(t *testing.T) {
 			t.Fatal(err)
 		}
 		// At 1/s, a taken slot would leave less than one token for the first call.
-		if tokens := c.limiter.Tokens(); tokens < 1 {
+		if tokens := c.limiter.(*rate.Limiter).Tokens(); tokens < 1 {
 			t.Errorf("limiter has %v tokens after Preconnect, want its full burst of 1", tokens)
 		}
 		if n := len(z.requests()); n != 0 {
