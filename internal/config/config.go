@@ -31,6 +31,13 @@ type Config struct {
 	LogLevel    slog.Level    // LOG_LEVEL
 	CallerClaim string        // ZEGO_CALLER_CLAIM; empty = JWT mode off
 	JobQueueURL string        // ZEGO_JOB_QUEUE_URL; empty = jobs over HTTP and direct invoke are not handed off
+
+	// The shared rate budget (internal/budget), used when StateTable is set;
+	// without it, RateLimit paces this instance alone.
+	StateTable     string // ZEGO_STATE_TABLE; empty = no shared budget, no registry
+	RateBudget     int    // ZEGO_RATE_BUDGET, requests/second of the whole stack
+	RateFloor      int    // ZEGO_RATE_FLOOR, this instance's own calls/second without the table: 0 or 1
+	RateFloorTotal int    // ZEGO_RATE_FLOOR_TOTAL, the sum of every instance's floor; the pool is RateBudget minus this
 }
 
 // Error is a setting that is missing or malformed.
@@ -45,10 +52,11 @@ func (e *Error) Error() string { return e.Variable + " " + e.Rule }
 // problem is reported, joined, so one deploy fixes them all.
 func Load(getenv func(string) string) (Config, error) {
 	c := Config{
-		APIURL:    zim.DefaultBaseURL,
-		RateLimit: zim.DefaultRateLimit,
-		SecretTTL: DefaultSecretTTL,
-		LogLevel:  slog.LevelInfo,
+		APIURL:     zim.DefaultBaseURL,
+		RateLimit:  zim.DefaultRateLimit,
+		SecretTTL:  DefaultSecretTTL,
+		LogLevel:   slog.LevelInfo,
+		RateBudget: zim.MaxRateLimit,
 	}
 	var errs []error
 	bad := func(v, rule string) { errs = append(errs, &Error{Variable: v, Rule: rule}) }
@@ -108,7 +116,73 @@ func Load(getenv func(string) string) (Config, error) {
 			c.JobQueueURL = v
 		}
 	}
+	c.loadBudget(getenv, bad)
 	return c, errors.Join(errs...)
+}
+
+// loadBudget reads the shared budget's settings. They are whole numbers: the
+// budget promises a count of calls in every one-second window, and the floor
+// is one call or none.
+func (c *Config) loadBudget(getenv func(string) string, bad func(v, rule string)) {
+	if v := strings.TrimSpace(getenv("ZEGO_STATE_TABLE")); v != "" {
+		if rule := tableProblem(v); rule != "" {
+			bad("ZEGO_STATE_TABLE", "must be a DynamoDB table name or ARN: "+rule)
+		} else {
+			c.StateTable = v
+		}
+	}
+	budgetOK, totalOK := true, true
+	if v := strings.TrimSpace(getenv("ZEGO_RATE_BUDGET")); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > zim.MaxRateLimit {
+			bad("ZEGO_RATE_BUDGET", fmt.Sprintf("must be a whole number of requests per second for the whole stack, 1 to %d (ZEGO's limit per AppId), got %q", zim.MaxRateLimit, v))
+			budgetOK = false
+		} else {
+			c.RateBudget = n
+		}
+	}
+	if v := strings.TrimSpace(getenv("ZEGO_RATE_FLOOR")); v != "" {
+		switch v {
+		case "0", "1":
+			c.RateFloor = int(v[0] - '0')
+		default:
+			bad("ZEGO_RATE_FLOOR", fmt.Sprintf("must be 0 or 1 (calls per second this instance may send without the shared table), got %q", v))
+		}
+	}
+	if v := strings.TrimSpace(getenv("ZEGO_RATE_FLOOR_TOTAL")); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			bad("ZEGO_RATE_FLOOR_TOTAL", fmt.Sprintf("must be a whole number, 0 or more (the sum of every instance's ZEGO_RATE_FLOOR), got %q", v))
+			totalOK = false
+		} else {
+			c.RateFloorTotal = n
+		}
+	}
+	switch {
+	case !budgetOK || !totalOK:
+	case c.RateFloorTotal >= c.RateBudget:
+		bad("ZEGO_RATE_FLOOR_TOTAL", fmt.Sprintf("must be less than ZEGO_RATE_BUDGET (%d), so that a shared pool is left, got %d", c.RateBudget, c.RateFloorTotal))
+	case c.RateFloor > c.RateFloorTotal:
+		bad("ZEGO_RATE_FLOOR_TOTAL", fmt.Sprintf("must count this instance's floor (ZEGO_RATE_FLOOR=%d): at least %d, got %d", c.RateFloor, c.RateFloor, c.RateFloorTotal))
+	}
+}
+
+// tableProblem says what is wrong with a DynamoDB table name or ARN, or ""
+// if nothing. The value is not echoed: an ARN names an account.
+func tableProblem(v string) string {
+	name := v
+	if strings.HasPrefix(v, "arn:") {
+		// arn:<partition>:dynamodb:<region>:<account>:table/<name>
+		parts := strings.SplitN(v, ":", 6)
+		if len(parts) != 6 || parts[2] != "dynamodb" || !strings.HasPrefix(parts[5], "table/") {
+			return "an ARN must look like arn:aws:dynamodb:<region>:<account>:table/<name>"
+		}
+		name = strings.TrimPrefix(parts[5], "table/")
+	}
+	if len(name) < 3 || len(name) > 255 || strings.Trim(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") != "" {
+		return "a table name is 3 to 255 letters, digits, underscores, hyphens or dots"
+	}
+	return ""
 }
 
 // queueURLProblem says what is wrong with an SQS queue URL, or "" if nothing:
