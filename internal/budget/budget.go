@@ -82,7 +82,8 @@ type Budget struct {
 	spacing int64         // T, microseconds
 	floor   *rate.Limiter // nil without a floor
 	log     *slog.Logger
-	errs    atomic.Int64 // store failures so far
+	errs    atomic.Int64  // store failures so far
+	timeout time.Duration // storeTimeout; tests on a loaded machine give moto longer
 
 	// sem lets one call at a time talk to the store: the others would book
 	// the same slots, and a kept slot may serve them when it answers.
@@ -116,7 +117,7 @@ func New(store Store, s Settings, log *slog.Logger) (*Budget, error) {
 }
 
 func newBudget(store Store, spacing time.Duration, log *slog.Logger) *Budget {
-	return &Budget{store: store, spacing: spacing.Microseconds(), log: log, sem: make(chan struct{}, 1)}
+	return &Budget{store: store, spacing: spacing.Microseconds(), log: log, timeout: storeTimeout, sem: make(chan struct{}, 1)}
 }
 
 // TableErrors is how many store calls have failed since New (throttled, an
@@ -128,37 +129,47 @@ func (b *Budget) TableErrors() int { return int(b.errs.Load()) }
 // ErrUnavailable for an urgent call when the table is unusable and there is
 // no floor, and ctx's error when ctx ends.
 func (b *Budget) Wait(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
+	slot, err := b.next(ctx)
+	if err != nil || slot == 0 {
 		return err
+	}
+	return b.until(ctx, slot)
+}
+
+// next finds this call's slot: 0 when the floor's token was taken (the call
+// may go now), else a pool slot (Unix microseconds) to wait for.
+func (b *Budget) next(ctx context.Context) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
 	}
 	urgent := PriorityOf(ctx) == Urgent
 	for {
 		if urgent && b.floorFree() {
-			return nil
+			return 0, nil
 		}
 		if slot, ok := b.takeKept(time.Now()); ok {
-			return b.until(ctx, slot)
+			return slot, nil
 		}
 		if !urgent && b.floorFree() {
-			return nil
+			return 0, nil
 		}
 		slot, retry, err := b.reserve(ctx, urgent)
 		switch {
 		case errors.Is(err, errStoreDown):
 			if b.floor != nil {
-				return b.floorWait(ctx)
+				return 0, b.floorWait(ctx)
 			}
 			if urgent {
-				return ErrUnavailable
+				return 0, ErrUnavailable
 			}
 			retry = b.reopens()
 		case err != nil:
-			return err
+			return 0, err
 		case slot != 0:
-			return b.until(ctx, slot)
+			return slot, nil
 		}
 		if err := sleep(ctx, retry); err != nil {
-			return err
+			return 0, err
 		}
 	}
 }
@@ -200,7 +211,7 @@ func (b *Budget) reserve(ctx context.Context, urgent bool) (slot int64, retry ti
 			return 0, time.UnixMicro(tat - ahead), nil
 		}
 
-		sctx, cancel := context.WithTimeout(ctx, storeTimeout)
+		sctx, cancel := context.WithTimeout(ctx, b.timeout)
 		var (
 			got   int64
 			ok    bool
