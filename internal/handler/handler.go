@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda/messages"
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
+	"github.com/zim-deleteconv/zim-deleteconv/internal/budget"
 	"github.com/zim-deleteconv/zim-deleteconv/internal/job"
 	"github.com/zim-deleteconv/zim-deleteconv/internal/outcome"
 	"github.com/zim-deleteconv/zim-deleteconv/internal/request"
@@ -49,6 +50,10 @@ type Handler struct {
 	// credentials past their TTL; staleSeen is how many were already reported.
 	staleServed func() int
 	staleSeen   atomic.Int64
+	// tableErrors is the rate budget's running count of failed table calls;
+	// tableSeen is how many were already reported.
+	tableErrors func() int
+	tableSeen   atomic.Int64
 }
 
 // Option configures a Handler.
@@ -65,6 +70,12 @@ func WithJobQueue(s job.Sender, queueURL string) Option {
 // secret cache served credentials past their TTL (served is its running total).
 func WithStaleCount(served func() int) Option {
 	return func(h *Handler) { h.staleServed = served }
+}
+
+// WithBudgetErrors reports, as an EMF count per invocation, how many calls
+// to the shared rate budget's table failed (total is its running total).
+func WithBudgetErrors(total func() int) Option {
+	return func(h *Handler) { h.tableErrors = total }
 }
 
 // New builds a Handler. setupErr (a configuration error) may be nil.
@@ -91,6 +102,7 @@ func (h *Handler) Invoke(ctx context.Context, payload []byte) (out []byte, err e
 		}
 		h.metrics.Flush(&inv.counts)
 		h.flushStale()
+		h.flushBudgetErrors()
 	}()
 	work, cancel := workContext(ctx)
 	defer cancel()
@@ -121,6 +133,18 @@ func (h *Handler) flushStale() {
 	total := int64(h.staleServed())
 	if seen := h.staleSeen.Swap(total); total > seen {
 		h.metrics.FlushStale(int(total - seen))
+	}
+}
+
+// flushBudgetErrors writes how many budget table calls failed since the last
+// invocation that reported them.
+func (h *Handler) flushBudgetErrors() {
+	if h.tableErrors == nil {
+		return
+	}
+	total := int64(h.tableErrors())
+	if seen := h.tableSeen.Swap(total); total > seen {
+		h.metrics.FlushBudgetErrors(int(total - seen))
 	}
 }
 
@@ -175,6 +199,11 @@ func (inv *invocation) processFrom(ctx context.Context, req request.Request, rec
 	}
 	if req.All {
 		return inv.deleteAll(ctx, req, rec)
+	}
+	if rec == nil {
+		// Someone waits for this answer: its call goes before queue work
+		// and jobs in the shared rate budget.
+		ctx = budget.WithPriority(ctx, budget.Urgent)
 	}
 	resp, err := inv.h.zim.DeleteConversation(ctx, req.Delete)
 	return result{outcome: outcome.Classify(ctx, err), resp: resp, err: err}

@@ -143,3 +143,27 @@ func (m *Metrics) FlushStale(n int) {
 	defer m.mu.Unlock()
 	_, _ = m.w.Write(append(b, '\n'))
 }
+
+// BudgetTableErrorsMetric counts the shared rate budget's failed table calls
+// (throttled, an error, too slow): while they last, the instance keeps to its floor.
+const BudgetTableErrorsMetric = "BudgetTableErrors"
+
+type emfBudgetLine struct {
+	AWS   emfMeta `json:"_aws"`
+	Count int     `json:"BudgetTableErrors"`
+}
+
+// FlushBudgetErrors writes one line counting n failed budget table calls;
+// nothing when n is 0.
+func (m *Metrics) FlushBudgetErrors(n int) {
+	if m == nil || n <= 0 {
+		return
+	}
+	l := emfBudgetLine{Count: n, AWS: emfMeta{Timestamp: m.now().UnixMilli(), CloudWatchMetrics: []emfDirective{{
+		Namespace: MetricsNamespace, Dimensions: [][]string{{}}, Metrics: []emfMetric{{Name: BudgetTableErrorsMetric, Unit: "Count"}},
+	}}}}
+	b, _ := json.Marshal(l) // plain values: cannot fail
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, _ = m.w.Write(append(b, '\n'))
+}
