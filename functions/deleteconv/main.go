@@ -13,10 +13,13 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/zim-deleteconv/zim-deleteconv/internal/budget"
 	"github.com/zim-deleteconv/zim-deleteconv/internal/config"
 	"github.com/zim-deleteconv/zim-deleteconv/internal/handler"
 	"github.com/zim-deleteconv/zim-deleteconv/internal/job"
@@ -53,9 +56,24 @@ func build(ctx context.Context, cfg config.Config, cfgErr error, log *slog.Logge
 		return handler.New(nil, log, metrics, cfg.CallerClaim, &config.Error{Variable: "AWS_REGION", Rule: "and the AWS SDK's settings must be valid: " + err.Error()})
 	}
 	cache := secret.NewCache(secretsmanager.NewFromConfig(awsCfg), cfg.SecretID, cfg.SecretTTL, secret.WithLogger(log))
+	// Jobs go on through SQS: the same AWS settings (AWS_ENDPOINT_URL_SQS for a local SQS).
+	opts := []handler.Option{
+		handler.WithJobQueue(job.NewSQSSender(sqs.NewFromConfig(awsCfg)), cfg.JobQueueURL),
+		handler.WithStaleCount(cache.StaleServed),
+	}
+	pace := zim.WithRateLimit(cfg.RateLimit)
+	if cfg.StateTable != "" {
+		b, err := rateBudget(awsCfg, cfg, log)
+		if err != nil {
+			log.Error("rate budget configuration error", "error", err.Error())
+			return handler.New(nil, log, metrics, cfg.CallerClaim, &config.Error{Variable: "ZEGO_RATE_BUDGET", Rule: "and the floors do not fit: " + err.Error()})
+		}
+		pace = zim.WithLimiter(b)
+		opts = append(opts, handler.WithBudgetErrors(b.TableErrors))
+	}
 	client, err := zim.New(cache,
 		zim.WithBaseURL(cfg.APIURL),
-		zim.WithRateLimit(cfg.RateLimit),
+		pace,
 		zim.WithLogger(log),
 	)
 	if err != nil {
@@ -63,9 +81,23 @@ func build(ctx context.Context, cfg config.Config, cfgErr error, log *slog.Logge
 		return handler.New(nil, log, metrics, cfg.CallerClaim, &config.Error{Variable: "ZEGO_API_URL", Rule: "is invalid: " + err.Error()})
 	}
 	warmUp(ctx, cache, client, initWarmUp)
-	// Jobs go on through SQS: the same AWS settings (AWS_ENDPOINT_URL_SQS for a local SQS).
-	sender := job.NewSQSSender(sqs.NewFromConfig(awsCfg))
-	return handler.New(client, log, metrics, cfg.CallerClaim, nil, handler.WithJobQueue(sender, cfg.JobQueueURL), handler.WithStaleCount(cache.StaleServed))
+	return handler.New(client, log, metrics, cfg.CallerClaim, nil, opts...)
+}
+
+// rateBudget is the instance's share of the stack's rate budget: its floor,
+// and slots from the pool in the state table, through DynamoDB with the same
+// AWS settings (AWS_ENDPOINT_URL_DYNAMODB for a local DynamoDB).
+func rateBudget(awsCfg aws.Config, cfg config.Config, log *slog.Logger) (*budget.Budget, error) {
+	// One attempt per call: the budget has its own timeout and breaker, and
+	// the SDK's retries would only hide a failing table behind them.
+	db := dynamodb.NewFromConfig(awsCfg, func(o *dynamodb.Options) { o.RetryMaxAttempts = 1 })
+	set := budget.Settings{Rate: cfg.RateBudget, FloorTotal: cfg.RateFloorTotal, Floor: cfg.RateFloor}
+	b, err := budget.New(budget.NewDynamoStore(db, cfg.StateTable), set, log)
+	if err != nil {
+		return nil, err
+	}
+	log.Debug("shared rate budget", "rateBudget", set.Rate, "floorTotal", set.FloorTotal, "floor", set.Floor, "poolSpacing", set.Spacing())
+	return b, nil
 }
 
 // initWarmUp bounds how long init waits for the secret and the connection to
