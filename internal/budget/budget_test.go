@@ -425,3 +425,54 @@ func TestPriority(t *testing.T) {
 		t.Errorf("background again: %v", p)
 	}
 }
+
+// TestWritesPerThousandDeletions counts the table's write requests (each
+// UpdateItem, its condition met or not, is one) per 1,000 calls in the
+// stack's usual situations over a simulated minute, for docs/budget.md.
+func TestWritesPerThousandDeletions(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		jobs    []int // floors of the instances running a job
+		callers int   // API instances with an urgent caller at 2/s
+		most    float64
+	}{
+		{name: "one job on a queue instance", jobs: []int{0}, most: 520},
+		{name: "one job on an API instance", jobs: []int{1}, most: 520},
+		{name: "two jobs", jobs: []int{0, 0}, most: 1100},
+		{name: "two jobs and HTTP callers on two API instances", jobs: []int{0, 0}, callers: 2, most: 1200},
+		{name: "HTTP callers on two API instances, the queue idle", callers: 2, most: 750},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			synctest.Test(t, func(t *testing.T) {
+				set := Settings{Rate: 20, FloorTotal: 2}
+				store := &memStore{latency: storeLatency}
+				end := time.Now().Add(time.Minute)
+				var (
+					s  sends
+					wg sync.WaitGroup
+				)
+				for i, floor := range tt.jobs {
+					inst := set
+					inst.Floor = floor
+					background(&wg, newTestBudget(t, store, inst, nil), fmt.Sprint("job-", i), &s, 4, end, 15*time.Minute, 40*time.Millisecond)
+				}
+				for i := range tt.callers {
+					api := set
+					api.Floor = 1
+					(&urgentCaller{}).run(&wg, newTestBudget(t, store, api, nil), fmt.Sprint("api-", i), &s, end, 500*time.Millisecond)
+				}
+				wg.Wait()
+				writes, conflicts := store.counts()
+				perK := 1000 * float64(writes) / float64(len(s.all))
+				t.Logf("%d calls (%.1f/s): %.0f writes per 1,000 (%.0f of them conditional failures)",
+					len(s.all), float64(len(s.all))/60, perK, 1000*float64(conflicts)/float64(len(s.all)))
+				if perK > tt.most {
+					t.Errorf("%.0f writes per 1,000 calls, want at most %.0f", perK, tt.most)
+				}
+			})
+		})
+	}
+}
