@@ -92,6 +92,7 @@ type Budget struct {
 	mu        sync.Mutex
 	kept      []int64 // booked slots not used yet, ascending, microseconds
 	tat       int64   // the latest Tat seen; the store's is no earlier
+	lead      int64   // how long the store takes to answer (a moving average), microseconds
 	down      bool    // the store failed and has not answered since
 	downSince time.Time
 	openUntil time.Time // the breaker: no store calls before this
@@ -218,8 +219,12 @@ func (b *Budget) reserve(ctx context.Context, urgent bool) (slot int64, retry ti
 			first int64
 		)
 		if tat < nowµ {
-			got, ok, err = b.store.Start(sctx, nowµ, nowµ+k*b.spacing)
-			first = nowµ
+			// The idle pool's first slot is no earlier than the answer can
+			// be used: lateSlack before the store's usual answer time. A
+			// slow answer (moto on a busy machine) then still finds it on
+			// time, and a usual one waits for nothing.
+			first = nowµ + max(0, b.knownLead()-lateSlack.Microseconds())
+			got, ok, err = b.store.Start(sctx, nowµ, first+k*b.spacing)
 		} else {
 			got, ok, err = b.store.Extend(sctx, nowµ, limit, k*b.spacing)
 			first = got - k*b.spacing
@@ -232,7 +237,7 @@ func (b *Budget) reserve(ctx context.Context, urgent bool) (slot int64, retry ti
 			b.failed(err)
 			return 0, time.Time{}, errStoreDown
 		}
-		b.answered(got, ok)
+		b.answered(got, ok, time.Since(now))
 		if !ok {
 			continue // the Tat found decides the next try
 		}
@@ -344,15 +349,23 @@ func (b *Budget) knownTat() int64 {
 	return b.tat
 }
 
-// answered records a store answer: the new Tat when ok, else the Tat found,
-// which is the store's current one (it may be 0 if the item was removed).
-func (b *Budget) answered(tat int64, ok bool) {
+func (b *Budget) knownLead() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.lead
+}
+
+// answered records a store answer that took took: the new Tat when ok, else
+// the Tat found, which is the store's current one (it may be 0 if the item
+// was removed).
+func (b *Budget) answered(tat int64, ok bool, took time.Duration) {
 	b.mu.Lock()
 	if ok {
 		b.tat = max(b.tat, tat)
 	} else {
 		b.tat = tat
 	}
+	b.lead += (took.Microseconds() - b.lead) / 8
 	recovered, since := b.down, b.downSince
 	b.down = false
 	b.mu.Unlock()

@@ -10,8 +10,8 @@ import "context"
 type Store interface {
 	// Start opens the pool after a pause: when there is no Tat yet or
 	// Tat < now, it sets Tat to tat and returns (tat, true); the caller's
-	// slots are now, now+T, … up to tat. Otherwise it changes nothing and
-	// returns the Tat it found, false.
+	// slots are tat−k·T, …, tat−T, the first of them no earlier than now.
+	// Otherwise it changes nothing and returns the Tat it found, false.
 	Start(ctx context.Context, now, tat int64) (int64, bool, error)
 	// Extend books slots while the pool is busy: when now ≤ Tat ≤ limit, it
 	// adds add to Tat and returns the new Tat, true; the caller's slots run
