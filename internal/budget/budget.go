@@ -219,11 +219,11 @@ func (b *Budget) reserve(ctx context.Context, urgent bool) (slot int64, retry ti
 			first int64
 		)
 		if tat < nowµ {
-			// The idle pool's first slot is no earlier than the answer can
-			// be used: lateSlack before the store's usual answer time. A
-			// slow answer (moto on a busy machine) then still finds it on
-			// time, and a usual one waits for nothing.
-			first = nowµ + max(0, b.knownLead()-lateSlack.Microseconds())
+			// The idle pool's first slot allows for the store's usual
+			// answer time, less half the slack a slot may be late: a slow
+			// table (moto on a busy machine) then does not make every slot
+			// late when it arrives, and a usual answer waits for nothing.
+			first = nowµ + max(0, b.knownLead()-lateSlack.Microseconds()/2)
 			got, ok, err = b.store.Start(sctx, nowµ, first+k*b.spacing)
 		} else {
 			got, ok, err = b.store.Extend(sctx, nowµ, limit, k*b.spacing)

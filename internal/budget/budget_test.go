@@ -476,3 +476,39 @@ func TestWritesPerThousandDeletions(t *testing.T) {
 		})
 	}
 }
+
+// TestSlowTableIdlePool: with a table that answers in 40 ms (slower than a
+// slot may be late), an urgent call on an idle pool soon costs one answer,
+// not a second booking: the first slot is set when the answer is due.
+func TestSlowTableIdlePool(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		const latency = 40 * time.Millisecond
+		store := &memStore{latency: latency}
+		b := newTestBudget(t, store, Settings{Rate: 20, FloorTotal: 2}, nil)
+		ctx := WithPriority(t.Context(), Urgent)
+		var waits []time.Duration
+		for range 40 {
+			start := time.Now()
+			if err := b.Wait(ctx); err != nil {
+				t.Fatal(err)
+			}
+			waits = append(waits, time.Since(start))
+			time.Sleep(200 * time.Millisecond)
+		}
+		writesBefore, _ := store.counts()
+		for range 10 {
+			start := time.Now()
+			if err := b.Wait(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if got := time.Since(start); got > latency+time.Millisecond {
+				t.Errorf("Wait took %v on an idle pool, want about one answer (%v); earlier: %v", got, latency, waits)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		if writes, _ := store.counts(); writes-writesBefore != 10 {
+			t.Errorf("%d writes for 10 calls, want 10", writes-writesBefore)
+		}
+	})
+}
