@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -21,7 +22,12 @@ import (
 )
 
 // One moto_server serves every test and benchmark of the package; each
-// creates a table of its own. It starts on first use.
+// creates a table of its own. It starts on first use, through a wrapper that
+// makes moto's DynamoDB writes atomic, as DynamoDB's are: moto checks a
+// condition and writes without a lock, on one thread per request, so two
+// concurrent conditional writes can both succeed against the same old item
+// (seen here as two slots less than a spacing apart).
+// testdata/moto_server_atomic explains.
 var shared struct {
 	once sync.Once
 	srv  *motoserver.Server
@@ -44,7 +50,14 @@ var tableSeq atomic.Int64
 // and its name.
 func motoTable(t testing.TB) (*dynamodb.Client, string) {
 	t.Helper()
-	shared.once.Do(func() { shared.srv, shared.err = motoserver.Start(context.Background()) })
+	shared.once.Do(func() {
+		bin, err := filepath.Abs("testdata/moto_server_atomic")
+		if err != nil {
+			shared.err = err
+			return
+		}
+		shared.srv, shared.err = motoserver.Start(context.Background(), motoserver.WithBinary(bin))
+	})
 	if shared.err != nil {
 		t.Fatalf("starting moto_server: %v", shared.err)
 	}
