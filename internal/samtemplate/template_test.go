@@ -230,6 +230,13 @@ func TestQueue(t *testing.T) {
 		if v, ok := q["MessageRetentionPeriod"]; ok {
 			queueRetention = number(v)
 		}
+		// The queue keeps messages as long as SQS allows (14 days): a failing record's receives, MaxReceiveCount
+		// x up to BackoffMax, must end in the dead-letter queue before it expires here, for every setting an
+		// operator may choose (TestBackoffOutlastsAnOutage checks the defaults' 15 hours).
+		if queueRetention != 1209600 {
+			t.Errorf("queue MessageRetentionPeriod %v, want SQS's longest, 14 days (1209600 s): a record that is still "+
+				"backing off when it expires is dropped without reaching the dead-letter queue", queueRetention)
+		}
 		// A moved message keeps its enqueue time: the dead-letter queue must keep it at least as long as the
 		// queue would have (TestBackoffOutlastsAnOutage checks what is left after the move).
 		if dlqRetention := number(dlq["MessageRetentionPeriod"]); dlqRetention != 1209600 || !(queueRetention <= dlqRetention) {
