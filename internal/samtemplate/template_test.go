@@ -624,7 +624,8 @@ func TestRateBudget(t *testing.T) {
 		queueTimeout = number(queue.Properties["Timeout"])
 
 		// With the queue idle the API may take the whole budget: the stage's rate is RateBudget (the budget keeps
-		// ZEGO within it), and its burst lets every ApiFunction instance start a call at once.
+		// ZEGO within it), and its burst lets every ApiFunction instance start a call at once and is no more than
+		// a second's worth.
 		stage := asMap(s.Resources[s.ofType("AWS::ApiGatewayV2::Stage")[0]].Properties["DefaultRouteSettings"])
 		if rl, burst := number(stage["ThrottlingRateLimit"]), number(stage["ThrottlingBurstLimit"]); rl != budget || !(burst >= apiConcurrency && burst <= budget) {
 			t.Errorf("%s: stage throttling %v/s (burst %v), want RateBudget %v/s and a burst from ApiConcurrency %v to RateBudget",
