@@ -47,7 +47,8 @@ func (m series) String() string {
 
 // TestAlarms checks the alarms an operator needs (issue 19): the dead-letter queue, failed asynchronous invokes,
 // the queue's oldest message, throttled and configuration-error outcomes, function errors and stale secrets, each
-// per function on the dimensions the function writes, all notifying AlarmTopicArn when it is set.
+// per function on the dimensions the function writes, and the queue's upstream_error and unavailable outcomes (an
+// outage its records back off from), all notifying AlarmTopicArn when it is set.
 func TestAlarms(t *testing.T) {
 	t.Parallel()
 	forEachMode(t, func(t *testing.T, c modeCase, s *stack) {
@@ -69,6 +70,13 @@ func TestAlarms(t *testing.T) {
 			name := "{Ref:" + fn + "}"
 			for _, o := range []outcome.Outcome{outcome.Throttled, outcome.ConfigurationError} {
 				wants = append(wants, want{series{outcome.MetricsNamespace, "Requests", map[string]string{"FunctionName": name, "Outcome": string(o)}}, "Sum", 0})
+			}
+			// Records that back off are left out of the queue's oldest-message age after three receives: the
+			// queue's transient outcomes tell an outage.
+			if fn == queueFunctionID {
+				for _, o := range []outcome.Outcome{outcome.UpstreamError, outcome.Unavailable} {
+					wants = append(wants, want{series{outcome.MetricsNamespace, "Requests", map[string]string{"FunctionName": name, "Outcome": string(o)}}, "Sum", 0})
+				}
 			}
 			wants = append(wants,
 				want{series{outcome.MetricsNamespace, outcome.StaleSecretMetric, map[string]string{"FunctionName": name}}, "Sum", 0},
