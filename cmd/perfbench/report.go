@@ -210,7 +210,10 @@ func report(r results, o options) string {
 	e := r.env
 	fmt.Fprintf(&b, "## cmd/perfbench\n\n")
 	fmt.Fprintf(&b, "Machine: %s, %d cores · %s · %s · commit %s  \n", e.cpu, e.cores, e.date.Format("2006-01-02 15:04 UTC"), e.goVer, e.commit)
-	fmt.Fprintf(&b, "Command: `make bench` (`go run ./cmd/perfbench %s`)\n", o.args())
+	fmt.Fprintf(&b, "Command: `make bench` (`go run ./cmd/perfbench %s`)  \n", o.args())
+	if e.loadStart != "" {
+		fmt.Fprintf(&b, "Load (1-minute average, /proc/loadavg, %d cores): %s at the start, %s at the end\n", e.cores, e.loadStart, e.loadEnd)
+	}
 	if o.loopback {
 		b.WriteString("\n### Loopback\n\n")
 		b.WriteString(table(rows(r)))
