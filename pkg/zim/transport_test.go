@@ -551,3 +551,37 @@ func TestPreconnectWithOwnHTTPClient(t *testing.T) {
 		t.Errorf("%d connections, want none", n)
 	}
 }
+
+// TestPooledConnectionClosedByTheServer: a pooled connection the server closes
+// (its own idle limit) costs the next call a new connection, never the call.
+// The transport drops a connection once it sees the close; here the call
+// races it (sent at once), so its request goes out on the closed connection
+// and fails as a transport error, which the client retries on a new one
+// (net/http itself does not resend a POST it has written).
+func TestPooledConnectionClosedByTheServer(t *testing.T) {
+	t.Parallel()
+	for _, kind := range []serverKind{plainHTTP1, tlsHTTP1, tlsHTTP2} {
+		t.Run(kind.String(), func(t *testing.T) {
+			t.Parallel()
+			z := newZEGO(t, kind, nil)
+			c := zegoClient(t, z)
+			if err := c.Preconnect(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.DeleteConversation(t.Context(), testReq); err != nil {
+				t.Fatal(err)
+			}
+			z.closeAccepted()
+			resp, err := c.DeleteConversation(t.Context(), testReq)
+			if err != nil {
+				t.Fatalf("call after the server closed the pooled connection: %v", err)
+			}
+			if resp.Attempts > 2 {
+				t.Errorf("%d attempts, want at most 2", resp.Attempts)
+			}
+			if n := z.conns.Load(); n != 2 {
+				t.Errorf("%d connections, want 2: the closed one and a new one", n)
+			}
+		})
+	}
+}
