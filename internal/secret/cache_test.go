@@ -104,7 +104,8 @@ func TestStaleWhileRevalidate(t *testing.T) {
 				}
 			})
 		}
-		wg.Wait() // with the fetch still held
+		wg.Wait()       // with the fetch still held
+		synctest.Wait() // the refresh has reached Secrets Manager
 		if waited := time.Since(start); waited != 0 {
 			t.Errorf("callers waited %v, want an answer at once", waited)
 		}
