@@ -40,6 +40,9 @@ type tlsZEGO struct {
 	conns  atomic.Int64
 	protos sync.Map // request protocols seen, e.g. "HTTP/2.0"
 
+	firstConn chan struct{} // closed when the server accepts its first connection
+	firstOnce sync.Once
+
 	mu       sync.Mutex
 	accepted []net.Conn        // server side, in order
 	used     map[net.Conn]bool // connections that carried a request
@@ -58,7 +61,7 @@ func newTLSZEGO(t *testing.T, http2 bool, h http.Handler) *tlsZEGO {
 
 func newZEGO(t *testing.T, kind serverKind, h http.Handler) *tlsZEGO {
 	t.Helper()
-	z := &tlsZEGO{fakeZEGO: newFake(), used: make(map[net.Conn]bool)}
+	z := &tlsZEGO{fakeZEGO: newFake(), used: make(map[net.Conn]bool), firstConn: make(chan struct{})}
 	if h == nil {
 		h = z.fakeZEGO
 	}
@@ -86,6 +89,7 @@ func newZEGO(t *testing.T, kind serverKind, h http.Handler) *tlsZEGO {
 			z.mu.Lock()
 			z.accepted = append(z.accepted, c)
 			z.mu.Unlock()
+			z.firstOnce.Do(func() { close(z.firstConn) })
 		}
 	}
 	if kind == plainHTTP1 {
@@ -98,6 +102,17 @@ func newZEGO(t *testing.T, kind serverKind, h http.Handler) *tlsZEGO {
 }
 
 func (z *tlsZEGO) sawProto(p string) bool { _, ok := z.protos.Load(p); return ok }
+
+// awaitFirstConn waits until the server has accepted a connection: over plain
+// TCP a client's connect returns before the server's Accept does.
+func (z *tlsZEGO) awaitFirstConn(t *testing.T) {
+	t.Helper()
+	select {
+	case <-z.firstConn:
+	case <-time.After(time.Minute):
+		t.Fatal("the server accepted no connection")
+	}
+}
 
 // usedConns is how many distinct connections carried requests.
 func (z *tlsZEGO) usedConns() int {
@@ -429,6 +444,7 @@ func TestPreconnectHandsItsConnectionToTheFirstCall(t *testing.T) {
 			if err := c.Preconnect(t.Context()); err != nil {
 				t.Fatalf("Preconnect: %v", err)
 			}
+			z.awaitFirstConn(t)
 			if n := z.conns.Load(); n != 1 {
 				t.Errorf("after Preconnect: %d connections, want 1", n)
 			}
@@ -487,6 +503,7 @@ func TestParkedConnection(t *testing.T) {
 				t.Fatalf("Preconnect: %v", err)
 			}
 			if tt.closed {
+				z.awaitFirstConn(t)
 				z.closeAccepted()
 			}
 			later := time.Now().Add(tt.age)
