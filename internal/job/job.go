@@ -168,8 +168,8 @@ type Summary struct {
 // errUnfinished ends a run whose time was up with conversations left.
 var errUnfinished = errors.New("the run's time was up before every conversation was tried: the job is not finished")
 
-// errRoundCap ends a job that reached request.MaxRounds with work left.
-var errRoundCap = fmt.Errorf("the job reached its cap of %d rounds with conversations left; send the request again to start a new job", request.MaxRounds)
+// ErrRoundCap ends a job that reached request.MaxRounds with work left.
+var ErrRoundCap = fmt.Errorf("the job reached its cap of %d rounds with conversations left; send the request again to start a new job", request.MaxRounds)
 
 // jobError says how a run ended when some conversations could not be deleted.
 type jobError struct {
@@ -526,7 +526,7 @@ func (r *run) result() Result {
 		r.log.Error("job stopped at its round cap", "fromUserId", r.user, "maxRounds", request.MaxRounds,
 			"deleted", sum.Deleted, "alreadyDeleted", sum.AlreadyDeleted, "startedAt", r.prev.StartedAt.Format(time.RFC3339Nano))
 		r.count(outcome.Timeout, nil)
-		return end(outcome.Timeout, errRoundCap)
+		return end(outcome.Timeout, ErrRoundCap)
 	}
 	res.Next = &request.Continuation{JobID: r.prev.JobID, Round: r.prev.Round + 1, Deleted: sum.Deleted,
 		AlreadyDeleted: sum.AlreadyDeleted, StartedAt: r.prev.StartedAt, Cutoff: r.cutoff}
