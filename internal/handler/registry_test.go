@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -332,5 +333,46 @@ func TestHTTPRefusesContinuation(t *testing.T) {
 	a := decodeHTTPAPI(t, out, err)
 	if e, _ := a.body["error"].(map[string]any); a.status != 400 || e["field"] != "Continuation" {
 		t.Fatalf("%d %v", a.status, a.body)
+	}
+}
+
+// TestStatusSampleEvents: events/job-status.json (direct) and
+// events/apigw-http-job-status.json (HTTP API GET) answer erin's latest job,
+// and 404 / NotFound without the table.
+func TestStatusSampleEvents(t *testing.T) {
+	t.Parallel()
+	read := func(name string) []byte {
+		b, err := os.ReadFile("../../events/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	direct, get := read("job-status.json"), read("apigw-http-job-status.json")
+
+	hs := newHarness(t, withRegistry(registry.NewMemory()))
+	seedMany(hs, 2)
+	s := directJob(t, hs, 10*time.Second)
+	out, err := hs.invoke(direct, 5*time.Second)
+	var st registry.Status
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustUnmarshal(t, out, &st)
+	if st.JobID != s.JobID || st.State != registry.Complete {
+		t.Errorf("direct: %+v", st)
+	}
+	out, err = hs.invoke(get, 5*time.Second)
+	if a := decodeHTTPAPI(t, out, err); a.status != 200 || a.body["JobId"] != s.JobID {
+		t.Errorf("HTTP API: %d %v", a.status, a.body)
+	}
+
+	bare := newHarness(t)
+	if _, err := bare.invoke(direct, 5*time.Second); functionError(t, err).Type != "NotFound" {
+		t.Errorf("direct without the table: %v", err)
+	}
+	out, err = bare.invoke(get, 5*time.Second)
+	if a := decodeHTTPAPI(t, out, err); a.status != 404 {
+		t.Errorf("HTTP API without the table: %d %v", a.status, a.body)
 	}
 }
