@@ -12,6 +12,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/zim-deleteconv/zim-deleteconv/internal/job"
 	"github.com/zim-deleteconv/zim-deleteconv/internal/registry"
 	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim"
 )
@@ -375,4 +376,72 @@ func TestStatusSampleEvents(t *testing.T) {
 	if a := decodeHTTPAPI(t, out, err); a.status != 404 {
 		t.Errorf("HTTP API without the table: %d %v", a.status, a.body)
 	}
+}
+
+// lostAnswerQueue takes the first message but answers with an error, as a
+// SendMessage that timed out after SQS took it; then it works.
+type lostAnswerQueue struct {
+	memQueue
+	lost bool
+}
+
+func (q *lostAnswerQueue) Send(ctx context.Context, m job.Message) error {
+	err := q.memQueue.Send(ctx, m)
+	if !q.lost {
+		q.lost = true
+		return errors.New("operation error SQS: SendMessage, exceeded maximum number of attempts, 3, context deadline exceeded")
+	}
+	return err
+}
+
+// TestSQSContinuationSendTimedOut: a continuation SQS took though its send
+// failed, and the record that sent it delivered again: the job still runs
+// one round at a time, deletes everything and calls ZEGO once per
+// conversation.
+func TestSQSContinuationSendTimedOut(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		q := &lostAnswerQueue{}
+		hs := newHarness(t, inProcess(), withRate(20), withQueue(q, jobQueue), withRegistry(registry.NewMemory()))
+		seedMany(hs, 500)
+		type delivery struct {
+			rec   sqsRecord
+			again bool // delivered again after its visibility timeout
+		}
+		pending := []delivery{{rec: sqsRecord{id: "a", body: allBody}}}
+		waits := 0
+		for i := 0; len(pending) > 0; i++ {
+			if i > 20 {
+				t.Fatalf("the job did not end: %d records pending", len(pending))
+			}
+			d := pending[0]
+			pending = pending[1:]
+			if d.again {
+				time.Sleep(time.Minute)
+			}
+			rec := d.rec
+			out, err := hs.invoke(sqsEvent(t, rec), 10*time.Second)
+			for k, m := range q.take() {
+				pending = append(pending, delivery{rec: sqsRecord{id: fmt.Sprintf("%s/%d", rec.id, k), body: m.Body}})
+			}
+			if failed := decodeSQS(t, out, err); len(failed) > 0 {
+				pending = append(pending, delivery{rec: rec, again: true})
+			}
+		}
+		for _, l := range hs.logs.lines(t) {
+			if l["msg"] == "continuation waits: the round before has not ended" {
+				waits++
+			}
+		}
+		if waits != 1 {
+			t.Errorf("%d continuations waited, want 1 (round 2 while round 1 was open again)", waits)
+		}
+		if all, gone := deleteCalls(hs.srv); all != 500 || gone != 0 || len(hs.srv.Conversations(testAppID, "erin")) != 0 {
+			t.Errorf("%d DeleteConv calls, %d for conversations already gone, %d left; want 500, 0, 0", all, gone, len(hs.srv.Conversations(testAppID, "erin")))
+		}
+		st, err := hs.h.registry.Latest(t.Context(), testAppID, "erin")
+		if err != nil || st.State != registry.Complete || st.Deleted != 500 {
+			t.Errorf("status %+v, %v", st, err)
+		}
+	})
 }

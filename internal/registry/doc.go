@@ -27,11 +27,18 @@
 //     its id and counts). A running job whose last activity is older than the
 //     takeover age lost its chain: the new job takes it over.
 //   - Round r of job J runs only if the owner item says J, running, and round
-//     r−1; or round r itself whose lease is over and which did not end (its
+//     r−1 that ended (or whose lease is over: its end was not recorded); or
+//     round r itself whose lease is over and which did not end (its
 //     invocation failed, and the queue delivered the record again). So a
 //     duplicated continuation, one a producer sent twice, or one of a job
 //     taken over meanwhile stops by itself, and no round runs twice at once.
-//   - A round that ends records it (Ended, and State when the job is over).
+//     Round r that finds round r−1 neither ended nor past its lease waits:
+//     its record is reported failed and comes back later.
+//   - A round records its end (Ended, and State when the job is over) before
+//     it sends its continuation, so the next round finds it ended; if the
+//     send fails, Reopen undoes it, so the queue's retry of the round runs.
+//     A send that timed out after SQS took the message then leaves two
+//     copies of the next round; the first that comes runs, the other stops.
 //
 // TakeoverAge is 3 × 370 s, three of the template's visibility timeouts: a
 // round lasts at most the function's timeout (≤ 900 s), and its continuation

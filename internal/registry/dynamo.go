@@ -113,10 +113,15 @@ func (d *DynamoDB) Claim(ctx context.Context, o Owner, now, staleBefore time.Tim
 	}
 	cond := expression.Or(
 		expression.AttributeNotExists(expression.Name(attrPK)),
-		expression.Name(attrState).NotEqual(expression.Value(Running)),
 		expression.And(
-			expression.Name(attrActiveAt).LessThan(ms(staleBefore)),
-			expression.Name(attrLeaseUntil).LessThan(ms(now)),
+			expression.Name(attrJobID).NotEqual(expression.Value(o.JobID)),
+			expression.Or(
+				expression.Name(attrState).NotEqual(expression.Value(Running)),
+				expression.And(
+					expression.Name(attrActiveAt).LessThan(ms(staleBefore)),
+					expression.Name(attrLeaseUntil).LessThan(ms(now)),
+				),
+			),
 		),
 	)
 	expr, err := expression.NewBuilder().WithCondition(cond).Build()
@@ -167,7 +172,13 @@ func (d *DynamoDB) Advance(ctx context.Context, o Owner, now time.Time) (Owner, 
 			expression.Name(attrJobID).Equal(expression.Value(o.JobID)),
 			expression.Name(attrState).Equal(expression.Value(Running)),
 			expression.Or(
-				round.Equal(expression.Value(o.Round-1)),
+				expression.And(
+					round.Equal(expression.Value(o.Round-1)),
+					expression.Or(
+						expression.Name(attrEnded).Equal(expression.Value(o.Round-1)),
+						expression.Name(attrLeaseUntil).LessThan(ms(now)),
+					),
+				),
 				expression.And(
 					round.Equal(expression.Value(o.Round)),
 					expression.Name(attrLeaseUntil).LessThan(ms(now)),
@@ -230,6 +241,30 @@ func (d *DynamoDB) End(ctx context.Context, o Owner) error {
 	return err
 }
 
+// Reopen implements Store with one conditional UpdateItem.
+func (d *DynamoDB) Reopen(ctx context.Context, o Owner) error {
+	upd := expression.Set(expression.Name(attrEnded), expression.Value(o.Round-1))
+	cond := expression.And(
+		expression.Name(attrJobID).Equal(expression.Value(o.JobID)),
+		expression.Name(attrRound).Equal(expression.Value(o.Round)),
+		expression.Name(attrEnded).Equal(expression.Value(o.Round)),
+	)
+	expr, err := expression.NewBuilder().WithUpdate(upd).WithCondition(cond).Build()
+	if err != nil {
+		return err
+	}
+	_, err = d.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: aws.String(d.table), Key: key(o.Key),
+		UpdateExpression: expr.Update(), ConditionExpression: expr.Condition(),
+		ExpressionAttributeNames: expr.Names(), ExpressionAttributeValues: expr.Values(),
+	})
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		return ErrConflict
+	}
+	return err
+}
+
 // Owner implements Store with a consistent GetItem.
 func (d *DynamoDB) Owner(ctx context.Context, k string) (Owner, error) {
 	out, err := d.api.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(d.table), Key: key(k), ConsistentRead: aws.Bool(true)})
@@ -254,6 +289,55 @@ func (d *DynamoDB) PutStatus(ctx context.Context, s Status, expires time.Time) e
 	}
 	_, err = d.api.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(d.table), Item: item})
 	return err
+}
+
+// AddStatus implements Store with one UpdateItem: ADD for the counts, SET
+// (or REMOVE, for an empty optional field) for the rest.
+func (d *DynamoDB) AddStatus(ctx context.Context, s Status, expires time.Time) (Status, error) {
+	name := expression.Name
+	upd := expression.Add(name("Deleted"), expression.Value(s.Deleted)).
+		Add(name("AlreadyDeleted"), expression.Value(s.AlreadyDeleted)).
+		Set(name("JobId"), expression.Value(s.JobID)).
+		Set(name("FromUserId"), expression.Value(s.FromUserID)).
+		Set(name("State"), expression.Value(s.State)).
+		Set(name("Failed"), expression.Value(s.Failed)).
+		Set(name("Left"), expression.Value(s.Left)).
+		Set(name("Rounds"), expression.Value(s.Rounds)).
+		Set(name("StartedAt"), expression.Value(s.StartedAt)).
+		Set(name("UpdatedAt"), expression.Value(s.UpdatedAt)).
+		Set(name(attrExpiresAt), expression.Value(expires.Unix()))
+	if s.CompletedAt != nil {
+		upd = upd.Set(name("CompletedAt"), expression.Value(*s.CompletedAt))
+	} else {
+		upd = upd.Remove(name("CompletedAt"))
+	}
+	if s.Outcome != "" {
+		upd = upd.Set(name("Outcome"), expression.Value(s.Outcome))
+	} else {
+		upd = upd.Remove(name("Outcome"))
+	}
+	if len(s.FailedConvIDs) > 0 {
+		upd = upd.Set(name("FailedConvIds"), expression.Value(s.FailedConvIDs))
+	} else {
+		upd = upd.Remove(name("FailedConvIds"))
+	}
+	expr, err := expression.NewBuilder().WithUpdate(upd).Build()
+	if err != nil {
+		return Status{}, err
+	}
+	out, err := d.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: aws.String(d.table), Key: key(jobKey(s.JobID)),
+		UpdateExpression: expr.Update(), ExpressionAttributeNames: expr.Names(), ExpressionAttributeValues: expr.Values(),
+		ReturnValues: types.ReturnValueAllNew,
+	})
+	if err != nil {
+		return Status{}, err
+	}
+	var it statusItem
+	if err := attributevalue.UnmarshalMapWithOptions(out.Attributes, &it, jsonNamesDecode); err != nil {
+		return Status{}, err
+	}
+	return it.Status, nil
 }
 
 // Status implements Store with a consistent GetItem.

@@ -32,7 +32,7 @@ func (m *Memory) Claim(_ context.Context, o Owner, now, staleBefore time.Time) (
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	cur, ok := m.owners[o.Key]
-	if ok && cur.State == Running && !(cur.ActiveAt.Before(staleBefore) && cur.LeaseUntil.Before(now)) {
+	if ok && (cur.JobID == o.JobID || cur.State == Running && !(cur.ActiveAt.Before(staleBefore) && cur.LeaseUntil.Before(now))) {
 		return cur, ErrOwned
 	}
 	m.owners[o.Key] = o
@@ -45,8 +45,9 @@ func (m *Memory) Advance(_ context.Context, o Owner, now time.Time) (Owner, erro
 	defer m.mu.Unlock()
 	cur, ok := m.owners[o.Key]
 	if ok {
+		next := cur.Round == o.Round-1 && (cur.Ended == o.Round-1 || cur.LeaseUntil.Before(now))
 		retry := cur.Round == o.Round && cur.LeaseUntil.Before(now) && cur.Ended < o.Round
-		if cur.JobID != o.JobID || cur.State != Running || !(cur.Round == o.Round-1 || retry) {
+		if cur.JobID != o.JobID || cur.State != Running || !(next || retry) {
 			return cur, ErrConflict
 		}
 		o.Ended = cur.Ended
@@ -70,6 +71,19 @@ func (m *Memory) End(_ context.Context, o Owner) error {
 	return nil
 }
 
+// Reopen implements Store.
+func (m *Memory) Reopen(_ context.Context, o Owner) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cur, ok := m.owners[o.Key]
+	if !ok || cur.JobID != o.JobID || cur.Round != o.Round || cur.Ended != o.Round {
+		return ErrConflict
+	}
+	cur.Ended = o.Round - 1
+	m.owners[o.Key] = cur
+	return nil
+}
+
 // Owner implements Store.
 func (m *Memory) Owner(_ context.Context, key string) (Owner, error) {
 	m.mu.Lock()
@@ -88,6 +102,19 @@ func (m *Memory) PutStatus(_ context.Context, s Status, expires time.Time) error
 	s.FailedConvIDs = slices.Clone(s.FailedConvIDs)
 	m.status[s.JobID] = memStatus{s: s, expires: expires}
 	return nil
+}
+
+// AddStatus implements Store.
+func (m *Memory) AddStatus(_ context.Context, s Status, expires time.Time) (Status, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if cur, ok := m.status[s.JobID]; ok {
+		s.Deleted += cur.s.Deleted
+		s.AlreadyDeleted += cur.s.AlreadyDeleted
+	}
+	s.FailedConvIDs = slices.Clone(s.FailedConvIDs)
+	m.status[s.JobID] = memStatus{s: s, expires: expires}
+	return s, nil
 }
 
 // Status implements Store.

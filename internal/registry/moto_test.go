@@ -106,6 +106,9 @@ func TestDynamoDBStore(t *testing.T) {
 		if err != nil || claims.Load() != 1 {
 			t.Fatalf("%d claims succeeded (owner %+v, %v), want 1", claims.Load(), owner, err)
 		}
+		if err := s.End(t.Context(), Owner{Key: owner.Key, JobID: owner.JobID, Round: 1, ActiveAt: now, State: Running, ExpiresAt: now.Add(Retention)}); err != nil {
+			t.Fatal(err)
+		}
 		for range 8 {
 			func() {
 				o := owner

@@ -59,7 +59,9 @@ func UserKey(appID uint32, fromUserID string) string {
 type Round struct {
 	AppID      uint32
 	FromUserID string
-	JobID      string
+	// JobID is the job's id; a new job's may repeat (the same SQS message
+	// delivered again): its round 1 then runs only as a retry of the first.
+	JobID string
 	// Round is 1 for a new job, then the continuation's.
 	Round int
 	// StartedAt is when the job started (its round 1).
@@ -77,6 +79,11 @@ type Decision struct {
 	// Reason, for a later round that does not run: why (a duplicate, a
 	// stale round, a job taken over or ended).
 	Reason string
+	// Wait, for a later round that does not run now: the round before it
+	// has not recorded its end and may still be running. Its record must
+	// come back later (report it failed): by then that round ended, or its
+	// lease is over.
+	Wait bool
 }
 
 // Begin claims round rd before it runs. ctx's deadline is the round's lease:
@@ -95,6 +102,8 @@ func (r *Registry) Begin(ctx context.Context, rd Round) (Decision, error) {
 	if rd.Round > 1 {
 		cur, err := r.store.Advance(ctx, o, now)
 		switch {
+		case errors.Is(err, ErrConflict) && cur.JobID == rd.JobID && cur.State == Running && cur.Round == rd.Round-1:
+			return Decision{Wait: true, Reason: fmt.Sprintf("round %d has not recorded its end and may still be running", cur.Round)}, nil
 		case errors.Is(err, ErrConflict):
 			return Decision{Reason: stopReason(cur, rd)}, nil
 		case err != nil:
@@ -104,6 +113,18 @@ func (r *Registry) Begin(ctx context.Context, rd Round) (Decision, error) {
 	}
 
 	prev, err := r.store.Claim(ctx, o, now, now.Add(-r.takeover))
+	if errors.Is(err, ErrOwned) && prev.JobID == rd.JobID {
+		// The same job's round 1 again (an SQS record delivered again, its
+		// job id made from its message id): it runs only as a retry.
+		cur, err := r.store.Advance(ctx, o, now)
+		switch {
+		case errors.Is(err, ErrConflict):
+			return Decision{Reason: stopReason(cur, rd)}, nil
+		case err != nil:
+			return Decision{}, err
+		}
+		return Decision{Run: true}, nil
+	}
 	if errors.Is(err, ErrOwned) {
 		st, err := r.store.Status(ctx, prev.JobID)
 		if errors.Is(err, ErrNotFound) { // its first status write failed
@@ -162,7 +183,9 @@ func stopReason(cur Owner, rd Round) string {
 }
 
 // End records how round rd ended: st is the job's status after it (its
-// State running while the job goes on). again means the round will run again
+// State running while the job goes on), with the round's own Deleted and
+// AlreadyDeleted, which the registry adds to the job's (so a round that ran
+// twice counts what each run did). again means the round will run again
 // (its record failed and the queue delivers it again): only the status is
 // written, and the round stays owned. Otherwise the owner item records the
 // round's end first, so a duplicate of it never runs; if that write finds the
@@ -187,7 +210,14 @@ func (r *Registry) End(ctx context.Context, rd Round, st Status, again bool) err
 			return err
 		}
 	}
-	return r.store.PutStatus(ctx, st, now.Add(Retention))
+	_, err := r.store.AddStatus(ctx, st, now.Add(Retention))
+	return err
+}
+
+// Reopen undoes the end of round rd, recorded before its continuation was
+// sent, when the send failed: the queue's retry of rd must then run.
+func (r *Registry) Reopen(ctx context.Context, rd Round) error {
+	return r.store.Reopen(ctx, Owner{Key: UserKey(rd.AppID, rd.FromUserID), JobID: rd.JobID, Round: rd.Round})
 }
 
 // Job is the status of one job; ErrNotFound if there is none (or it expired).

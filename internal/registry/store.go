@@ -70,22 +70,32 @@ var (
 // Store is the table, as the registry needs it. Every method is one atomic
 // conditional write or one read; DynamoDB and Memory implement it.
 type Store interface {
-	// Claim writes o (a new job's round 1) unless the user's job is live:
-	// running and (active at or after staleBefore, or leased past now). It
-	// returns the item it replaced (zero if none); refused, ErrOwned and the
-	// current item.
+	// Claim writes o (a new job's round 1) unless the user's job is live
+	// (running and active at or after staleBefore, or leased past now) or is
+	// o's job itself. It returns the item it replaced (zero if none);
+	// refused, ErrOwned and the current item.
 	Claim(ctx context.Context, o Owner, now, staleBefore time.Time) (prev Owner, err error)
 	// Advance writes o (round o.Round ≥ 2 of o.JobID) if the stored item is
-	// that job, running, at round o.Round−1, or at o.Round with its lease
-	// over by now and not ended; or if there is none (a job from before the
-	// registry). Refused: ErrConflict and the current item.
+	// that job, running, and at round o.Round−1 that ended or whose lease is
+	// over by now, or at o.Round with its lease over and not ended; or if
+	// there is none (a job from before the registry). Refused: ErrConflict
+	// and the current item.
 	Advance(ctx context.Context, o Owner, now time.Time) (cur Owner, err error)
 	// End records that round o.Round of o.JobID ended (Ended, ActiveAt,
 	// State, ExpiresAt from o) if the item is still that job at that round;
 	// else ErrConflict.
 	End(ctx context.Context, o Owner) error
+	// Reopen undoes End of round o.Round (Ended back to o.Round−1) if the
+	// item is still that job at that round and ended: its continuation was
+	// not sent after all, so the queue's retry of the round must run.
+	Reopen(ctx context.Context, o Owner) error
 	// Owner reads the user item.
 	Owner(ctx context.Context, key string) (Owner, error)
+	// AddStatus writes a job's status after a round, kept until expires:
+	// s.Deleted and s.AlreadyDeleted are the round's own, added to the
+	// stored ones (0 if none); every other field replaces. It returns the
+	// status written.
+	AddStatus(ctx context.Context, s Status, expires time.Time) (Status, error)
 	// PutStatus writes a job's status, kept until expires.
 	PutStatus(ctx context.Context, s Status, expires time.Time) error
 	// Status reads a job's status.

@@ -82,11 +82,18 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 			t.Fatal(err)
 		}
 		t1 := t0.Add(10 * time.Second)
+		// Round 1 has not recorded its end and its lease holds: round 2 waits.
+		if cur, err := s.Advance(ctx, owner("u1", "job-a", 2, t1), t1); !errors.Is(err, ErrConflict) || cur.Round != 1 || cur.Ended != 0 {
+			t.Fatalf("round 2 before round 1 ended: %+v, %v", cur, err)
+		}
+		if err := s.End(ctx, Owner{Key: "u1", JobID: "job-a", Round: 1, ActiveAt: t1, State: Running, ExpiresAt: t1.Add(Retention)}); err != nil {
+			t.Fatal(err)
+		}
 		if _, err := s.Advance(ctx, owner("u1", "job-a", 3, t1), t1); !errors.Is(err, ErrConflict) {
 			t.Fatalf("round 3 after 1: %v", err)
 		}
 		cur, err := s.Advance(ctx, owner("u1", "job-a", 2, t1), t1)
-		if err != nil || cur.Round != 2 || cur.Ended != 0 {
+		if err != nil || cur.Round != 2 || cur.Ended != 1 {
 			t.Fatalf("round 2: %+v, %v", cur, err)
 		}
 		// A duplicate of round 2 while its lease holds.
@@ -110,11 +117,26 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 		if cur, err := s.Advance(ctx, owner("u1", "job-a", 2, late), late); !errors.Is(err, ErrConflict) || cur.Ended != 2 {
 			t.Fatalf("late duplicate of an ended round: %+v, %v", cur, err)
 		}
-		if _, err := s.Advance(ctx, owner("u1", "job-a", 3, late), late); err != nil {
-			t.Fatalf("round 3: %v", err)
+		// Its continuation's send failed after all: reopened, its retry runs.
+		if err := s.Reopen(ctx, Owner{Key: "u1", JobID: "job-a", Round: 2}); err != nil {
+			t.Fatalf("reopen: %v", err)
+		}
+		if err := s.Reopen(ctx, Owner{Key: "u1", JobID: "job-a", Round: 2}); !errors.Is(err, ErrConflict) {
+			t.Fatalf("second reopen: %v", err)
+		}
+		if _, err := s.Advance(ctx, owner("u1", "job-a", 2, late), late); err != nil {
+			t.Fatalf("retry of the reopened round 2: %v", err)
+		}
+		// Its end is never recorded (the table failed): round 3 runs once its lease is over.
+		lease := late.Add(time.Minute + time.Second)
+		if _, err := s.Advance(ctx, owner("u1", "job-a", 3, late), late.Add(time.Second)); !errors.Is(err, ErrConflict) {
+			t.Fatalf("round 3 inside round 2's lease: %v", err)
+		}
+		if _, err := s.Advance(ctx, owner("u1", "job-a", 3, lease), lease); err != nil {
+			t.Fatalf("round 3 after round 2's lease: %v", err)
 		}
 		// End of a round that is no longer the owner's.
-		if err := s.End(ctx, Owner{Key: "u1", JobID: "job-a", Round: 2, ActiveAt: late, State: Complete}); !errors.Is(err, ErrConflict) {
+		if err := s.End(ctx, Owner{Key: "u1", JobID: "job-a", Round: 2, ActiveAt: lease, State: Complete}); !errors.Is(err, ErrConflict) {
 			t.Fatalf("end of an old round: %v", err)
 		}
 	})
@@ -150,6 +172,20 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 			!got.UpdatedAt.Equal(done) || got.CompletedAt == nil || !got.CompletedAt.Equal(done) || got.Outcome != want.Outcome ||
 			len(got.FailedConvIDs) != 2 || got.FailedConvIDs[1] != "#y" {
 			t.Fatalf("status = %+v, %v", got, err)
+		}
+		// After a round: the round's counts add up, the rest replaces.
+		got, err = s.AddStatus(ctx, Status{JobID: "job-a", FromUserID: "a#b@c", State: Running, Deleted: 10, AlreadyDeleted: 2, Rounds: 5,
+			StartedAt: t0, UpdatedAt: done}, done.Add(Retention))
+		if err != nil || got.Deleted != 15 || got.AlreadyDeleted != 3 || got.Rounds != 5 || got.State != Running || got.CompletedAt != nil ||
+			got.Outcome != "" || len(got.FailedConvIDs) != 0 || got.Failed != 0 {
+			t.Fatalf("after AddStatus: %+v, %v", got, err)
+		}
+		if again, err := s.Status(ctx, "job-a"); err != nil || again.Deleted != 15 || again.CompletedAt != nil {
+			t.Fatalf("read back: %+v, %v", again, err)
+		}
+		if fresh, err := s.AddStatus(ctx, Status{JobID: "job-n", State: Complete, Deleted: 4, CompletedAt: &done, StartedAt: t0, UpdatedAt: done}, done); err != nil ||
+			fresh.Deleted != 4 || fresh.CompletedAt == nil {
+			t.Fatalf("AddStatus of a new job: %+v, %v", fresh, err)
 		}
 		running := Status{JobID: "job-b", State: Running, StartedAt: t0, UpdatedAt: t0}
 		if err := s.PutStatus(ctx, running, t0.Add(Retention)); err != nil {
