@@ -233,3 +233,36 @@ func TestStatusTTLAndCap(t *testing.T) {
 		t.Fatalf("unknown user: %v", err)
 	}
 }
+
+// TestNextRoundWaitsForAnOpenRound: round 2 that comes while round 1 has not
+// recorded its end (it may still run) waits; after round 1's lease it runs.
+// A redelivered first round of the same job (same id) is a retry, never a
+// second job.
+func TestNextRoundWaitsForAnOpenRound(t *testing.T) {
+	t.Parallel()
+	reg, _, c := newTestRegistry()
+	start := c.Now()
+	if d, _ := reg.Begin(within(t, c, 10*time.Second), round(jobA, 1, start)); !d.Run {
+		t.Fatal("round 1")
+	}
+	if d, _ := reg.Begin(within(t, c, 10*time.Second), round(jobA, 1, start)); d.Run || !strings.Contains(d.Reason, "duplicate") {
+		t.Fatalf("round 1 delivered twice: %+v", d)
+	}
+	c.Add(5 * time.Second)
+	d, err := reg.Begin(within(t, c, 10*time.Second), round(jobA, 2, start))
+	if err != nil || d.Run || !d.Wait {
+		t.Fatalf("round 2 while round 1 is open: %+v, %v", d, err)
+	}
+	c.Add(time.Minute) // round 1's lease (its deadline + 5 s) is over
+	if d, err := reg.Begin(within(t, c, 10*time.Second), round(jobA, 2, start)); err != nil || !d.Run {
+		t.Fatalf("round 2 after round 1's lease: %+v, %v", d, err)
+	}
+	c.Add(time.Minute)
+	if err := reg.End(t.Context(), round(jobA, 2, start), Status{State: Complete, Deleted: 9}, false); err != nil {
+		t.Fatal(err)
+	}
+	// The first message delivered once more, after the job completed: no new job.
+	if d, err := reg.Begin(within(t, c, 10*time.Second), round(jobA, 1, start)); err != nil || d.Run || !strings.Contains(d.Reason, "ended") {
+		t.Fatalf("round 1 after the end: %+v, %v", d, err)
+	}
+}
