@@ -153,7 +153,6 @@ func (inv *invocation) beginRound(ctx context.Context, req request.Request, rec 
 	switch {
 	case err != nil && !d.Run:
 		log.Error("job registry unavailable; the round does not run", "jobId", rd.JobID, "round", rd.Round, "fromUserId", rd.FromUserID, "error", err.Error())
-		inv.count(outcome.Unavailable, nil)
 		return nil, &result{outcome: outcome.Unavailable, err: errRegistry}
 	case err != nil:
 		log.Warn("job status not recorded at its start", "jobId", rd.JobID, "error", err.Error())
