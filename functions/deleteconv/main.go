@@ -14,6 +14,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/zim-deleteconv/zim-deleteconv/internal/handler"
 	"github.com/zim-deleteconv/zim-deleteconv/internal/job"
 	"github.com/zim-deleteconv/zim-deleteconv/internal/outcome"
+	"github.com/zim-deleteconv/zim-deleteconv/internal/registry"
 	"github.com/zim-deleteconv/zim-deleteconv/internal/secret"
 	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim"
 )
@@ -65,7 +67,15 @@ func build(ctx context.Context, cfg config.Config, cfgErr error, log *slog.Logge
 	warmUp(ctx, cache, client, initWarmUp)
 	// Jobs go on through SQS: the same AWS settings (AWS_ENDPOINT_URL_SQS for a local SQS).
 	sender := job.NewSQSSender(sqs.NewFromConfig(awsCfg))
-	return handler.New(client, log, metrics, cfg.CallerClaim, nil, handler.WithJobQueue(sender, cfg.JobQueueURL), handler.WithStaleCount(cache.StaleServed))
+	opts := []handler.Option{handler.WithJobQueue(sender, cfg.JobQueueURL), handler.WithStaleCount(cache.StaleServed)}
+	if cfg.StateTable != "" {
+		// One job per user and the jobs' status, in the shared table
+		// (AWS_ENDPOINT_URL_DYNAMODB for a local DynamoDB); keyed by the
+		// AppId of the credentials the client signs with.
+		reg := registry.New(registry.NewDynamoDB(dynamodb.NewFromConfig(awsCfg), cfg.StateTable))
+		opts = append(opts, handler.WithRegistry(reg, cache))
+	}
+	return handler.New(client, log, metrics, cfg.CallerClaim, nil, opts...)
 }
 
 // initWarmUp bounds how long init waits for the secret and the connection to

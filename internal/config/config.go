@@ -31,6 +31,7 @@ type Config struct {
 	LogLevel    slog.Level    // LOG_LEVEL
 	CallerClaim string        // ZEGO_CALLER_CLAIM; empty = JWT mode off
 	JobQueueURL string        // ZEGO_JOB_QUEUE_URL; empty = jobs over HTTP and direct invoke are not handed off
+	StateTable  string        // ZEGO_STATE_TABLE; empty = no shared budget, no registry
 }
 
 // Error is a setting that is missing or malformed.
@@ -101,6 +102,7 @@ func Load(getenv func(string) string) (Config, error) {
 		}
 	}
 	c.CallerClaim = strings.TrimSpace(getenv("ZEGO_CALLER_CLAIM"))
+	c.StateTable = strings.TrimSpace(getenv("ZEGO_STATE_TABLE"))
 	if v := strings.TrimSpace(getenv("ZEGO_JOB_QUEUE_URL")); v != "" {
 		if rule := queueURLProblem(v); rule != "" {
 			bad("ZEGO_JOB_QUEUE_URL", "must be an SQS queue URL such as https://sqs.us-east-1.amazonaws.com/123456789012/zim-deleteconv: "+rule)

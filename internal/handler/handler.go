@@ -49,6 +49,10 @@ type Handler struct {
 	// credentials past their TTL; staleSeen is how many were already reported.
 	staleServed func() int
 	staleSeen   atomic.Int64
+	// registry keeps one job per user and the jobs' status (nil: no
+	// ZEGO_STATE_TABLE); creds tells the AppId its items are keyed by.
+	registry Registry
+	creds    zimCredentials
 }
 
 // Option configures a Handler.
@@ -237,7 +241,10 @@ func (inv *invocation) count(o outcome.Outcome, resp *zim.Response) { inv.counts
 // direct answers a direct invocation: the success body, or a function error
 // whose errorType is the outcome class.
 func (inv *invocation) direct(ctx context.Context, payload []byte) ([]byte, error) {
-	req, err := request.Parse(payload)
+	req, err := request.ParseFrom(payload, request.FromDirect)
+	if err == nil && req.Status {
+		return inv.directStatus(ctx, req)
+	}
 	var r result
 	if err != nil {
 		r = result{outcome: outcome.InvalidRequest, err: err}
