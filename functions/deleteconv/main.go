@@ -24,6 +24,7 @@ import (
 	"github.com/zim-deleteconv/zim-deleteconv/internal/handler"
 	"github.com/zim-deleteconv/zim-deleteconv/internal/job"
 	"github.com/zim-deleteconv/zim-deleteconv/internal/outcome"
+	"github.com/zim-deleteconv/zim-deleteconv/internal/registry"
 	"github.com/zim-deleteconv/zim-deleteconv/internal/secret"
 	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim"
 )
@@ -81,6 +82,13 @@ func build(ctx context.Context, cfg config.Config, cfgErr error, log *slog.Logge
 		return handler.New(nil, log, metrics, cfg.CallerClaim, &config.Error{Variable: "ZEGO_API_URL", Rule: "is invalid: " + err.Error()})
 	}
 	warmUp(ctx, cache, client, initWarmUp)
+	if cfg.StateTable != "" {
+		// One job per user and the jobs' status, in the shared table
+		// (AWS_ENDPOINT_URL_DYNAMODB for a local DynamoDB); keyed by the
+		// AppId of the credentials the client signs with.
+		reg := registry.New(registry.NewDynamoDB(dynamodb.NewFromConfig(awsCfg), cfg.StateTable))
+		opts = append(opts, handler.WithRegistry(reg, cache))
+	}
 	return handler.New(client, log, metrics, cfg.CallerClaim, nil, opts...)
 }
 

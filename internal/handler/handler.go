@@ -54,6 +54,10 @@ type Handler struct {
 	// tableSeen is how many were already reported.
 	tableErrors func() int
 	tableSeen   atomic.Int64
+	// registry keeps one job per user and the jobs' status (nil: no
+	// ZEGO_STATE_TABLE); creds tells the AppId its items are keyed by.
+	registry Registry
+	creds    zimCredentials
 }
 
 // Option configures a Handler.
@@ -266,7 +270,10 @@ func (inv *invocation) count(o outcome.Outcome, resp *zim.Response) { inv.counts
 // direct answers a direct invocation: the success body, or a function error
 // whose errorType is the outcome class.
 func (inv *invocation) direct(ctx context.Context, payload []byte) ([]byte, error) {
-	req, err := request.Parse(payload)
+	req, err := request.ParseFrom(payload, request.FromDirect)
+	if err == nil && req.Status {
+		return inv.directStatus(ctx, req)
+	}
 	var r result
 	if err != nil {
 		r = result{outcome: outcome.InvalidRequest, err: err}

@@ -314,7 +314,7 @@ func TestRunRoundCap(t *testing.T) {
 			t.Fatalf("round %d: next %+v", request.MaxRounds-1, r.Next)
 		}
 		r = j.Run(deadline(t, 2*time.Second), next(request.MaxRounds))
-		if r.Next != nil || r.Outcome != outcome.Timeout || !errors.Is(r.Err, errRoundCap) || r.Summary.Deleted <= 5 {
+		if r.Next != nil || r.Outcome != outcome.Timeout || !errors.Is(r.Err, ErrRoundCap) || r.Summary.Deleted <= 5 {
 			t.Fatalf("round %d: %+v %+v", request.MaxRounds, r, r.Summary)
 		}
 		capped := f.lines(t, "job stopped at its round cap")

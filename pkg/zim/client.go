@@ -53,6 +53,9 @@ type Client struct {
 	nonceMu sync.Mutex
 	nonce   io.Reader
 
+	// dialer opens the default HTTP client's connections; nil with WithHTTPClient.
+	dialer *dialer
+
 	// preconnecting is closed when the Preconnect in progress ends; nil when
 	// none is. Calls wait for it, so that they share its connection.
 	preconnecting atomic.Pointer[chan struct{}]
@@ -64,6 +67,7 @@ type Client struct {
 type settings struct {
 	baseURL    string
 	httpClient *http.Client
+	dial       dialFunc
 	rps        float64
 	limiter    Limiter
 	retry      RetryPolicy
@@ -225,8 +229,9 @@ func New(creds CredentialsSource, opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	var d *dialer
 	if s.httpClient == nil {
-		s.httpClient = defaultHTTPClient()
+		s.httpClient, d = defaultHTTPClient(s.dial)
 	}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
@@ -248,6 +253,7 @@ func New(creds CredentialsSource, opts ...Option) (*Client, error) {
 		log:     s.logger,
 		creds:   creds,
 		nonce:   s.nonce,
+		dialer:  d,
 	}, nil
 }
 

@@ -97,6 +97,9 @@ type Config struct {
 	// and HTTP/1.1): the functions trust its certificate authority through
 	// SSL_CERT_FILE (CertificateFile), and Admin trusts it too.
 	TLS bool
+	// HTTP1Only, with TLS, makes the ZIM server offer only HTTP/1.1
+	// (zimserver -http1-only), like a ZEGO host without HTTP/2.
+	HTTP1Only bool
 	// Latency, when set, puts a latency-injecting proxy (internal/local/netem)
 	// with the profile's links in front of the local ZIM server and the
 	// local Secrets Manager; the functions reach both through them
