@@ -121,6 +121,9 @@ func TestWiringRateBudgetThroughDynamoDB(t *testing.T) {
 	}
 
 	all := logs.String()
+	if !strings.Contains(all, `"BudgetWaitMs":[`) {
+		t.Errorf("no BudgetWaitMs metric line:\n%s", all)
+	}
 	if !strings.Contains(all, `"BudgetTableErrors":1`) {
 		t.Errorf("no BudgetTableErrors metric line:\n%s", all)
 	}

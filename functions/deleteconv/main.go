@@ -70,7 +70,7 @@ func build(ctx context.Context, cfg config.Config, cfgErr error, log *slog.Logge
 			return handler.New(nil, log, metrics, cfg.CallerClaim, &config.Error{Variable: "ZEGO_RATE_BUDGET", Rule: "and the floors do not fit: " + err.Error()})
 		}
 		pace = zim.WithLimiter(b)
-		opts = append(opts, handler.WithBudgetErrors(b.TableErrors))
+		opts = append(opts, handler.WithBudgetErrors(b.TableErrors), handler.WithBudgetWaits(b.Waits))
 	}
 	client, err := zim.New(cache,
 		zim.WithBaseURL(cfg.APIURL),

@@ -97,7 +97,12 @@ type Budget struct {
 	downSince time.Time
 	openUntil time.Time // the breaker: no store calls before this
 	pause     time.Duration
+	waits     []time.Duration // how long each call waited, since Waits last took them
 }
+
+// maxWaits bounds the waits kept between two Waits calls (an invocation's
+// worth: 15 minutes at 20/s is 18,000).
+const maxWaits = 20_000
 
 // New returns the Budget of one instance. log gets one warning when the
 // store starts failing and one line when it answers again.
@@ -130,11 +135,29 @@ func (b *Budget) TableErrors() int { return int(b.errs.Load()) }
 // ErrUnavailable for an urgent call when the table is unusable and there is
 // no floor, and ctx's error when ctx ends.
 func (b *Budget) Wait(ctx context.Context) error {
+	start := time.Now()
 	slot, err := b.next(ctx)
-	if err != nil || slot == 0 {
-		return err
+	if err == nil && slot != 0 {
+		err = b.until(ctx, slot)
 	}
-	return b.until(ctx, slot)
+	if err == nil {
+		b.mu.Lock()
+		if len(b.waits) < maxWaits {
+			b.waits = append(b.waits, time.Since(start))
+		}
+		b.mu.Unlock()
+	}
+	return err
+}
+
+// Waits returns how long each call that got a slot waited for it (floor or
+// pool), since the last Waits: one invocation's, for a metric.
+func (b *Budget) Waits() []time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	w := b.waits
+	b.waits = nil
+	return w
 }
 
 // next finds this call's slot: 0 when the floor's token was taken (the call

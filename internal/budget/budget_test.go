@@ -512,3 +512,44 @@ func TestSlowTableIdlePool(t *testing.T) {
 		}
 	})
 }
+
+// TestWaitsRecorded: each call that got a slot reports how long it waited,
+// once; a call that got none reports nothing.
+func TestWaitsRecorded(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		set := Settings{Rate: 20, FloorTotal: 2}
+		store := &memStore{latency: storeLatency}
+		b := newTestBudget(t, store, set, nil)
+		for range 4 {
+			if err := b.Wait(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		store.set(time.Now().Add(time.Hour).UnixMicro())
+		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+		defer cancel()
+		if err := b.Wait(ctx); !errors.Is(err, ErrNoSlot) {
+			t.Fatalf("Wait = %v, want ErrNoSlot", err)
+		}
+		// Two slots a booking: the first call books an idle pool and waits
+		// for the store's answer, the second for the kept slot a spacing
+		// later; the third books the next two (the pool is busy: its slot
+		// is a spacing later), the fourth takes the one kept.
+		T := set.Spacing()
+		want := []time.Duration{storeLatency, T - storeLatency, T, T}
+		got := b.Waits()
+		if len(got) != len(want) {
+			t.Fatalf("Waits = %v, want %v", got, want)
+		}
+		for i := range want {
+			if got[i] != want[i] {
+				t.Errorf("Waits = %v, want %v", got, want)
+				break
+			}
+		}
+		if again := b.Waits(); len(again) != 0 {
+			t.Errorf("Waits again = %v, want none", again)
+		}
+	})
+}

@@ -71,7 +71,8 @@
 // ErrThrottled: HTTP 429 with Retry-After); a background call uses the floor
 // when the instance has one, else waits for the table until its context's
 // deadline. The instance logs a warning when the table starts failing and one
-// line when it answers again, and TableErrors counts the failed calls.
+// line when it answers again, and TableErrors counts the failed calls. Waits
+// hands over how long each call waited for its slot, for a metric.
 //
 // # Costs
 //

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/zim-deleteconv/zim-deleteconv/internal/budget"
 	"github.com/zim-deleteconv/zim-deleteconv/internal/outcome"
@@ -111,6 +112,48 @@ func TestBudgetTableErrorsAreCounted(t *testing.T) {
 			t.Errorf("after %d failures: lines %v, want none", step.failed, got)
 		case step.want > 0 && (len(got) != 1 || got[0] != step.want):
 			t.Errorf("after %d failures: lines %v, want one counting %d", step.failed, got, step.want)
+		}
+	}
+}
+
+// TestBudgetWaitsAreReported: each invocation writes how long its calls
+// waited for their budget slots, up to 100 values a line, and nothing when
+// none did.
+func TestBudgetWaitsAreReported(t *testing.T) {
+	t.Parallel()
+	emf := &testutil.Buffer{}
+	var pending []time.Duration
+	h := New(nil, discardLogger(), outcome.NewMetrics(emf), "", errors.New("unused"),
+		WithBudgetWaits(func() []time.Duration { w := pending; pending = nil; return w }))
+	for _, n := range []int{0, 3, 150} {
+		pending = make([]time.Duration, n)
+		for i := range pending {
+			pending[i] = time.Duration(i) * time.Millisecond
+		}
+		from := len(emf.String())
+		_, _ = h.Invoke(t.Context(), []byte(body("alice", "bob", 0)))
+		var got []float64
+		lines := 0
+		for line := range strings.Lines(emf.String()[from:]) {
+			var l map[string]any
+			if err := json.Unmarshal([]byte(line), &l); err != nil {
+				t.Fatalf("EMF line %q: %v", line, err)
+			}
+			if vs, ok := l[outcome.BudgetWaitMetric].([]any); ok {
+				lines++
+				for _, v := range vs {
+					got = append(got, v.(float64))
+				}
+			}
+		}
+		if len(got) != n || lines != (n+99)/100 {
+			t.Errorf("%d waits: %d values in %d lines, want %d in %d", n, len(got), lines, n, (n+99)/100)
+		}
+		for i, v := range got {
+			if v != float64(i) {
+				t.Errorf("%d waits: value %d is %v ms, want %d", n, i, v, i)
+				break
+			}
 		}
 	}
 }

@@ -54,6 +54,8 @@ type Handler struct {
 	// tableSeen is how many were already reported.
 	tableErrors func() int
 	tableSeen   atomic.Int64
+	// budgetWaits hands over how long each call waited for its budget slot.
+	budgetWaits func() []time.Duration
 	// registry keeps one job per user and the jobs' status (nil: no
 	// ZEGO_STATE_TABLE); creds tells the AppId its items are keyed by.
 	registry Registry
@@ -82,6 +84,12 @@ func WithBudgetErrors(total func() int) Option {
 	return func(h *Handler) { h.tableErrors = total }
 }
 
+// WithBudgetWaits reports, as EMF values per invocation, how long each call
+// waited for its rate budget slot (waits hands over those since its last call).
+func WithBudgetWaits(waits func() []time.Duration) Option {
+	return func(h *Handler) { h.budgetWaits = waits }
+}
+
 // New builds a Handler. setupErr (a configuration error) may be nil.
 func New(z ZIM, log *slog.Logger, metrics *outcome.Metrics, callerClaim string, setupErr error, opts ...Option) *Handler {
 	h := &Handler{zim: z, log: log, metrics: metrics, callerClaim: callerClaim, setupErr: setupErr, jobWorkers: 4, sqsWorkers: 10}
@@ -107,6 +115,9 @@ func (h *Handler) Invoke(ctx context.Context, payload []byte) (out []byte, err e
 		h.metrics.Flush(&inv.counts)
 		h.flushStale()
 		h.flushBudgetErrors()
+		if h.budgetWaits != nil {
+			h.metrics.FlushBudgetWaits(h.budgetWaits())
+		}
 	}()
 	work, cancel := workContext(ctx)
 	defer cancel()

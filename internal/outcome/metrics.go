@@ -167,3 +167,39 @@ func (m *Metrics) FlushBudgetErrors(n int) {
 	defer m.mu.Unlock()
 	_, _ = m.w.Write(append(b, '\n'))
 }
+
+// BudgetWaitMetric is how long each call waited for its rate budget slot
+// (floor or pool), in milliseconds.
+const BudgetWaitMetric = "BudgetWaitMs"
+
+type emfBudgetWaitLine struct {
+	AWS   emfMeta   `json:"_aws"`
+	Waits []float64 `json:"BudgetWaitMs"`
+}
+
+// FlushBudgetWaits writes the waits, up to maxEMFValues a line; nothing when
+// there are none.
+func (m *Metrics) FlushBudgetWaits(waits []time.Duration) {
+	if m == nil || len(waits) == 0 {
+		return
+	}
+	ts := m.now().UnixMilli()
+	var lines [][]byte
+	for len(waits) > 0 {
+		n := min(len(waits), maxEMFValues)
+		l := emfBudgetWaitLine{Waits: make([]float64, n), AWS: emfMeta{Timestamp: ts, CloudWatchMetrics: []emfDirective{{
+			Namespace: MetricsNamespace, Dimensions: [][]string{{}}, Metrics: []emfMetric{{Name: BudgetWaitMetric, Unit: "Milliseconds"}},
+		}}}}
+		for i, d := range waits[:n] {
+			l.Waits[i] = Millis(d)
+		}
+		waits = waits[n:]
+		b, _ := json.Marshal(l) // plain values: cannot fail
+		lines = append(lines, append(b, '\n'))
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, b := range lines {
+		_, _ = m.w.Write(b)
+	}
+}
