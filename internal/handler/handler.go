@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -49,6 +50,12 @@ type Handler struct {
 	// credentials past their TTL; staleSeen is how many were already reported.
 	staleServed func() int
 	staleSeen   atomic.Int64
+	// redelivery backs failed SQS records off and moves invalid ones to the
+	// dead-letter queue (sqs.go); zero: neither.
+	redelivery redeliverySettings
+	// late holds counts that arrived after their invocation was flushed; the
+	// next invocation writes them.
+	late outcome.Counts
 }
 
 // Option configures a Handler.
@@ -89,7 +96,11 @@ func (h *Handler) Invoke(ctx context.Context, payload []byte) (out []byte, err e
 			// letting the runtime print a stack trace to the caller.
 			out, err = nil, invokeError(outcome.InternalError, outcome.Describe(inv.panicked(p)))
 		}
+		inv.mu.Lock()
+		inv.flushed = true
+		inv.mu.Unlock()
 		h.metrics.Flush(&inv.counts)
+		h.metrics.Flush(&h.late)
 		h.flushStale()
 	}()
 	work, cancel := workContext(ctx)
@@ -142,6 +153,11 @@ type invocation struct {
 	h         *Handler
 	requestID string
 	counts    outcome.Counts
+	// flushed: counts are written; a count that comes later (a job's
+	// conversation ending after an SQS batch answered at its deadline) goes
+	// to the handler's late counts.
+	mu      sync.Mutex
+	flushed bool
 }
 
 // result is how one request ended.
@@ -232,7 +248,15 @@ func (inv *invocation) record(trigger, messageID string, req request.Request, r 
 	}
 }
 
-func (inv *invocation) count(o outcome.Outcome, resp *zim.Response) { inv.counts.Add(o, resp) }
+func (inv *invocation) count(o outcome.Outcome, resp *zim.Response) {
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	if inv.flushed {
+		inv.h.late.Add(o, resp)
+		return
+	}
+	inv.counts.Add(o, resp)
+}
 
 // direct answers a direct invocation: the success body, or a function error
 // whose errorType is the outcome class.
