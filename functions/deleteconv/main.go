@@ -21,6 +21,7 @@ import (
 	"github.com/zim-deleteconv/zim-deleteconv/internal/handler"
 	"github.com/zim-deleteconv/zim-deleteconv/internal/job"
 	"github.com/zim-deleteconv/zim-deleteconv/internal/outcome"
+	"github.com/zim-deleteconv/zim-deleteconv/internal/redelivery"
 	"github.com/zim-deleteconv/zim-deleteconv/internal/secret"
 	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim"
 )
@@ -64,8 +65,13 @@ func build(ctx context.Context, cfg config.Config, cfgErr error, log *slog.Logge
 	}
 	warmUp(ctx, cache, client, initWarmUp)
 	// Jobs go on through SQS: the same AWS settings (AWS_ENDPOINT_URL_SQS for a local SQS).
-	sender := job.NewSQSSender(sqs.NewFromConfig(awsCfg))
-	return handler.New(client, log, metrics, cfg.CallerClaim, nil, handler.WithJobQueue(sender, cfg.JobQueueURL), handler.WithStaleCount(cache.StaleServed))
+	sqsClient := sqs.NewFromConfig(awsCfg)
+	sender := job.NewSQSSender(sqsClient)
+	// Failed SQS records: backoff, and the dead-letter queue for invalid ones.
+	redeliver := handler.WithRedelivery(redelivery.NewSQS(sqsClient),
+		redelivery.Backoff{Base: cfg.BackoffBase, Max: cfg.BackoffMax}, cfg.DeadLetterQueueURL)
+	return handler.New(client, log, metrics, cfg.CallerClaim, nil, handler.WithJobQueue(sender, cfg.JobQueueURL),
+		handler.WithStaleCount(cache.StaleServed), redeliver)
 }
 
 // initWarmUp bounds how long init waits for the secret and the connection to

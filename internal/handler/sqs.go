@@ -46,10 +46,13 @@ func WithRedelivery(r Redelivery, b redelivery.Backoff, deadLetterURL string) Op
 	return func(h *Handler) { h.redelivery = redeliverySettings{sqs: r, backoff: b, deadLetterURL: deadLetterURL} }
 }
 
-// probeRecords is K of the early stop: until a record of the batch succeeds,
-// at most K records are in flight, and K records in a row (in the order they
-// finish) failing the same way (failedSameWay) stop the batch: the records
-// not yet started are reported failed without calling ZEGO.
+// probeRecords is K of the early stop. Until a record of the batch has
+// succeeded, a record starts only while the records in flight plus the
+// current run of records failing the same way (failedSameWay) are fewer than
+// K; K records in a row (in the order they finish) failing the same way stop
+// the batch, and the records not yet started are reported failed without
+// calling ZEGO. So when ZEGO is down, or the secret wrong, a batch makes the
+// calls of K records, not of all of them.
 const probeRecords = 3
 
 // sqs processes a batch: records concurrently (the zim client's rate limiter
@@ -91,8 +94,6 @@ type batch struct {
 	inv     *invocation
 	records []events.SQSMessage
 	sem     chan struct{} // records in flight
-	probe   chan struct{} // records in flight before the first success
-	opened  chan struct{} // closed at the first success: probe no longer applies
 	stopped chan struct{} // closed when the batch stops early
 
 	mu       sync.Mutex
@@ -100,18 +101,22 @@ type batch struct {
 	failed   []bool
 	outcomes []outcome.Outcome
 	closed   bool // the deadline passed: late results are logged, not reported
-	// The run of records failing the same way, in the order they finished.
+	// The early stop: open once a record succeeded; probing counts the
+	// records in flight before that; streak is the run of records that
+	// failed the same way (streakKey), in the order they finished.
+	open      bool
+	probing   int
 	streak    int
 	streakKey string
 	stopErr   error
+	changed   chan struct{} // closed and replaced when any of these changes
 }
 
 func (inv *invocation) newBatch(records []events.SQSMessage) *batch {
 	n := len(records)
 	return &batch{
 		inv: inv, records: records,
-		sem: make(chan struct{}, inv.h.sqsWorkers), probe: make(chan struct{}, probeRecords),
-		opened: make(chan struct{}), stopped: make(chan struct{}),
+		sem: make(chan struct{}, inv.h.sqsWorkers), stopped: make(chan struct{}), changed: make(chan struct{}),
 		done: make([]bool, n), failed: make([]bool, n), outcomes: make([]outcome.Outcome, n),
 	}
 }
@@ -137,18 +142,62 @@ func (b *batch) finish(i int, req request.Request, r result, failed bool) {
 	b.inv.record("sqs", b.records[i].MessageId, req, r)
 }
 
+// notify wakes the records waiting in admit; b.mu is held.
+func (b *batch) notify() {
+	close(b.changed)
+	b.changed = make(chan struct{})
+}
+
+// admit waits until one more record may start: a worker slot, and before
+// the first success a probe (see probeRecords). It reports whether the
+// record probes, or why it ends without being tried.
+func (b *batch) admit(work context.Context) (probe bool, why error) {
+	select {
+	case b.sem <- struct{}{}:
+	case <-work.Done():
+		return false, errUnfinished
+	case <-b.stopped:
+		return false, b.stop()
+	}
+	for {
+		b.mu.Lock()
+		switch {
+		case b.stopErr != nil:
+			err := b.stopErr
+			b.mu.Unlock()
+			<-b.sem
+			return false, err
+		case b.open:
+			b.mu.Unlock()
+			return false, nil
+		case b.probing+b.streak < probeRecords:
+			b.probing++
+			b.mu.Unlock()
+			return true, nil
+		}
+		wait := b.changed
+		b.mu.Unlock()
+		select {
+		case <-wait:
+		case <-work.Done():
+			<-b.sem
+			return false, errUnfinished
+		}
+	}
+}
+
 // attempted counts a record that was tried (ZEGO called, or the setup
-// refused it) toward the early stop.
-func (b *batch) attempted(r result) {
+// refused it) toward the early stop, and frees its slots.
+func (b *batch) attempted(r result, probe bool) {
+	defer func() { <-b.sem }()
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	defer b.notify()
+	if probe {
+		b.probing--
+	}
 	if r.outcome.Success() {
-		b.streak, b.streakKey = 0, ""
-		select {
-		case <-b.opened:
-		default:
-			close(b.opened)
-		}
+		b.streak, b.streakKey, b.open = 0, "", true
 		return
 	}
 	key := failedSameWay(r.outcome, r.err)
@@ -203,40 +252,6 @@ func failedSameWay(o outcome.Outcome, err error) string {
 	return ""
 }
 
-// admit waits for a slot for one record: a worker slot and, until a record
-// of the batch has succeeded, a probe slot. It returns the release, or why
-// the record ends without being tried.
-func (b *batch) admit(work context.Context) (release func(), why error) {
-	select {
-	case b.sem <- struct{}{}:
-	case <-work.Done():
-		return nil, errUnfinished
-	case <-b.stopped:
-		return nil, b.stop()
-	}
-	release = func() { <-b.sem }
-	select {
-	case <-b.opened:
-	default:
-		select {
-		case b.probe <- struct{}{}:
-			release = func() { <-b.probe; <-b.sem }
-		case <-b.opened:
-		case <-work.Done():
-			<-b.sem
-			return nil, errUnfinished
-		case <-b.stopped:
-			<-b.sem
-			return nil, b.stop()
-		}
-	}
-	if err := b.stop(); err != nil {
-		release()
-		return nil, err
-	}
-	return release, nil
-}
-
 // run processes the batch and fills in failed and outcomes.
 func (b *batch) run(hard, work context.Context) {
 	inv, records := b.inv, b.records
@@ -277,7 +292,7 @@ func (b *batch) run(hard, work context.Context) {
 					b.finish(i, req, result{outcome: outcome.Skipped, err: errGroupFailed}, true)
 					continue
 				}
-				release, why := b.admit(work)
+				probe, why := b.admit(work)
 				if why != nil {
 					o := outcome.Skipped
 					if why == errUnfinished {
@@ -288,8 +303,7 @@ func (b *batch) run(hard, work context.Context) {
 					continue
 				}
 				r := inv.processFrom(work, req, rec)
-				release()
-				b.attempted(r)
+				b.attempted(r, probe)
 				failed := !r.outcome.Success()
 				if r.outcome == outcome.InvalidRequest && inv.deadLetter(work, rec, r) {
 					failed = false
