@@ -53,6 +53,7 @@ type Handler struct {
 	// redelivery backs failed SQS records off and moves invalid ones to the
 	// dead-letter queue (sqs.go); zero: neither.
 	redelivery redeliverySettings
+	sqsMemory  sqsMemory
 	// late holds counts that arrived after their invocation was flushed; the
 	// next invocation writes them.
 	late outcome.Counts

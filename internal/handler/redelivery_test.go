@@ -254,7 +254,7 @@ func TestSQSBatchStopsEarly(t *testing.T) {
 					tried++
 				case "skipped":
 					skipped++
-					if e, _ := l["error"].(string); !strings.Contains(e, "failed the same way ("+tt.outcome) {
+					if e, _ := l["error"].(string); !strings.Contains(e, "failing the same way ("+tt.outcome) {
 						t.Errorf("skipped record's error %q does not say why", e)
 					}
 				default:
@@ -269,6 +269,77 @@ func TestSQSBatchStopsEarly(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSQSInstanceRemembersTheOutage: after a batch stopped early, the
+// instance's next batch probes with one record, and stops if it fails the
+// same way; a success ends that, and a failure of another kind is counted
+// afresh.
+func TestSQSInstanceRemembersTheOutage(t *testing.T) {
+	t.Parallel()
+	hs := newHarness(t)
+	z := &switchZIM{ZIM: hs.h.zim}
+	hs.h.zim = z
+	n := 0
+	tried := func(want int, step string) {
+		t.Helper()
+		var ds []delivery
+		for range 10 {
+			n++
+			conv := fmt.Sprintf("c%d", n)
+			hs.seed("u", peer(conv))
+			ds = append(ds, delivery{id: conv, body: body("u", conv, 0)})
+		}
+		out, err := hs.invoke(batchOf(t, ds...), 20*time.Second)
+		decodeSQS(t, out, err)
+		if got := z.take(); got != want {
+			t.Errorf("%s: %d records tried, want %d", step, got, want)
+		}
+	}
+	z.set(&zim.ResponseError{Action: "DeleteConv", HTTPStatus: 500})
+	tried(probeRecords, "first batch of the outage")
+	tried(1, "next batch")
+	tried(1, "and the next")
+	z.set(nil)
+	tried(10, "ZEGO is back")
+	z.set(&zim.APIError{Action: "DeleteConv", Code: 660000001})
+	tried(probeRecords, "another outage")
+	z.set(&zim.ResponseError{Action: "DeleteConv", HTTPStatus: 503})
+	tried(probeRecords, "it changes its answer")
+}
+
+// switchZIM fails every deletion with err while it is set; it counts the
+// deletions tried.
+type switchZIM struct {
+	ZIM
+	mu    sync.Mutex
+	err   error
+	tried int
+}
+
+func (z *switchZIM) set(err error) {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	z.err = err
+}
+
+func (z *switchZIM) take() int {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	n := z.tried
+	z.tried = 0
+	return n
+}
+
+func (z *switchZIM) DeleteConversation(ctx context.Context, req zim.DeleteConvRequest) (*zim.Response, error) {
+	z.mu.Lock()
+	z.tried++
+	err := z.err
+	z.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	return z.ZIM.DeleteConversation(ctx, req)
 }
 
 func TestSQSBatchDoesNotStopOnDifferentFailures(t *testing.T) {

@@ -53,7 +53,31 @@ func WithRedelivery(r Redelivery, b redelivery.Backoff, deadLetterURL string) Op
 // the batch, and the records not yet started are reported failed without
 // calling ZEGO. So when ZEGO is down, or the secret wrong, a batch makes the
 // calls of K records, not of all of them.
+//
+// An instance remembers a batch that stopped early (sqsMemory): its next
+// batch starts with the run of K−1 failures of that kind already counted, so
+// it probes with one record and stops if that one fails the same way again,
+// until a record succeeds.
 const probeRecords = 3
+
+// sqsMemory is the failure that stopped this instance's last batch early,
+// until a record succeeds.
+type sqsMemory struct {
+	mu  sync.Mutex
+	key string
+}
+
+func (m *sqsMemory) get() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.key
+}
+
+func (m *sqsMemory) set(key string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.key = key
+}
 
 // sqs processes a batch: records concurrently (the zim client's rate limiter
 // sets the pace), FIFO message groups in order, and every record that did not
@@ -114,11 +138,15 @@ type batch struct {
 
 func (inv *invocation) newBatch(records []events.SQSMessage) *batch {
 	n := len(records)
-	return &batch{
+	b := &batch{
 		inv: inv, records: records,
 		sem: make(chan struct{}, inv.h.sqsWorkers), stopped: make(chan struct{}), changed: make(chan struct{}),
 		done: make([]bool, n), failed: make([]bool, n), outcomes: make([]outcome.Outcome, n),
 	}
+	if key := inv.h.sqsMemory.get(); key != "" {
+		b.streak, b.streakKey = probeRecords-1, key
+	}
+	return b
 }
 
 // finish records how record i ended; failed says whether it is reported
@@ -211,7 +239,7 @@ func (b *batch) attempted(r result, probe bool) {
 		b.streak, b.streakKey = 1, key
 	}
 	if b.streak >= probeRecords && b.stopErr == nil {
-		b.stopErr = fmt.Errorf("not attempted: %d records in a row failed the same way (%s), so the batch stopped; the queue will deliver it again after its backoff", b.streak, key)
+		b.stopErr = fmt.Errorf("not attempted: the batch stopped early, records failing the same way (%s); the queue will deliver it again after its backoff", key)
 		close(b.stopped)
 	}
 }
@@ -344,6 +372,12 @@ func (b *batch) run(hard, work context.Context) {
 		if b.outcomes[i] == outcome.Skipped {
 			skipped++
 		}
+	}
+	switch {
+	case b.stopErr != nil:
+		inv.h.sqsMemory.set(b.streakKey)
+	case b.open:
+		inv.h.sqsMemory.set("")
 	}
 	if b.stopErr != nil {
 		inv.h.log.Warn("batch stopped early", "requestId", inv.requestID, "failedTheSameWay", b.streakKey,
