@@ -217,8 +217,10 @@ func TestOutageBacksOffAndLosesNothing(t *testing.T) {
 	if maxReceive >= outageMaxReceives {
 		t.Errorf("a record was received %d times during the outage: the backoff would not hold an outage of this length", maxReceive)
 	}
-	if float64(calls) > sameDeliveries/2 {
-		t.Errorf("%d calls during the outage, want at most half of the %.0f the same deliveries cost before", calls, sameDeliveries)
+	// Far fewer: a batch tries 3 records, and the instance's next ones 1.
+	if float64(calls) > sameDeliveries/4 || float64(calls) > before/2 {
+		t.Errorf("%d calls during the outage, want at most a quarter of the %.0f the same deliveries cost before and half of the %.0f of the schedule before",
+			calls, sameDeliveries, before)
 	}
 }
 
