@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -416,40 +417,43 @@ func TestSQSEarlyStopRule(t *testing.T) {
 // probeRecords records are in flight; after it, the batch opens up.
 func TestSQSProbesBeforeTheFirstSuccess(t *testing.T) {
 	t.Parallel()
-	z := &gateZIM{release: make(chan struct{})}
-	h := New(z, discardLogger(), nil, "", nil)
-	var ds []delivery
-	for i := range 10 {
-		ds = append(ds, delivery{id: fmt.Sprintf("m-%d", i), body: body("u", fmt.Sprintf("c%d", i), 0)})
-	}
-	done := make(chan []byte)
-	go func() {
-		out, _ := h.Invoke(t.Context(), batchOf(t, ds...))
-		done <- out
-	}()
-	z.waitInFlight(t, probeRecords)
-	if n := z.maxSeen(); n != probeRecords {
-		t.Fatalf("%d records in flight before any success, want %d", n, probeRecords)
-	}
-	close(z.release) // they succeed: the rest may go together
-	out := <-done
-	if !strings.Contains(string(out), `"batchItemFailures":[]`) {
-		t.Fatalf("answer %s", out)
-	}
-	if z.maxSeen() <= probeRecords {
-		t.Errorf("at most %d records in flight after a success, want more", z.maxSeen())
-	}
+	synctest.Test(t, func(t *testing.T) {
+		z := &gateZIM{release: make(chan struct{})}
+		h := New(z, discardLogger(), nil, "", nil)
+		var ds []delivery
+		for i := range 10 {
+			ds = append(ds, delivery{id: fmt.Sprintf("m-%d", i), body: body("u", fmt.Sprintf("c%d", i), 0)})
+		}
+		done := make(chan []byte)
+		go func() {
+			ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+			defer cancel()
+			out, _ := h.Invoke(ctx, batchOf(t, ds...))
+			done <- out
+		}()
+		synctest.Wait() // every record started or waiting for its turn
+		if n := z.maxSeen(); n != probeRecords {
+			t.Fatalf("%d records in flight before any success, want %d", n, probeRecords)
+		}
+		close(z.release) // they succeed: the rest may go together
+		out := <-done
+		if !strings.Contains(string(out), `"batchItemFailures":[]`) {
+			t.Fatalf("answer %s", out)
+		}
+		if n := z.maxSeen(); n < 10-probeRecords {
+			t.Errorf("at most %d records in flight after the first success, want the other %d together", n, 10-probeRecords)
+		}
+	})
 }
 
-// gateZIM holds every deletion until release is closed, then holds none; it
-// remembers the most deletions in flight at once.
+// gateZIM holds every deletion until release is closed; each then takes a
+// second. It remembers the most deletions in flight at once.
 type gateZIM struct {
 	ZIM
 	release  chan struct{}
 	mu       sync.Mutex
 	inFlight int
 	most     int
-	changed  chan struct{}
 }
 
 func (g *gateZIM) DeleteConversation(ctx context.Context, req zim.DeleteConvRequest) (*zim.Response, error) {
@@ -461,8 +465,7 @@ func (g *gateZIM) DeleteConversation(ctx context.Context, req zim.DeleteConvRequ
 	case <-g.release:
 	case <-ctx.Done():
 	}
-	// Released calls stay in flight a moment longer, so that the others can join them.
-	time.Sleep(20 * time.Millisecond)
+	time.Sleep(time.Second)
 	g.mu.Lock()
 	g.inFlight--
 	g.mu.Unlock()
@@ -473,25 +476,6 @@ func (g *gateZIM) maxSeen() int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.most
-}
-
-// waitInFlight waits until n deletions are in flight (the test's own
-// deadline bounds it), then a little longer, so a fourth would have come.
-func (g *gateZIM) waitInFlight(t *testing.T, n int) {
-	for {
-		g.mu.Lock()
-		got := g.inFlight
-		g.mu.Unlock()
-		if got >= n {
-			break
-		}
-		select {
-		case <-t.Context().Done():
-			t.Fatal("deletions never started")
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
-	time.Sleep(100 * time.Millisecond)
 }
 
 func TestSQSInvalidRecordsGoToTheDeadLetterQueue(t *testing.T) {
