@@ -159,6 +159,9 @@ type invocation struct {
 	// to the handler's late counts.
 	mu      sync.Mutex
 	flushed bool
+	// onSuccess, if set, is told of every call that succeeded (an SQS
+	// batch's early stop). It must not block.
+	onSuccess func()
 }
 
 // result is how one request ended.
@@ -250,6 +253,9 @@ func (inv *invocation) record(trigger, messageID string, req request.Request, r 
 }
 
 func (inv *invocation) count(o outcome.Outcome, resp *zim.Response) {
+	if o.Success() && inv.onSuccess != nil {
+		inv.onSuccess()
+	}
 	inv.mu.Lock()
 	defer inv.mu.Unlock()
 	if inv.flushed {

@@ -478,6 +478,33 @@ func (g *gateZIM) maxSeen() int {
 	return g.most
 }
 
+// TestSQSJobsDoNotHoldTheProbes: jobs run for most of the invocation; their
+// first conversation deleted opens the batch, so single deletions behind
+// three jobs do not wait for the jobs' end.
+func TestSQSJobsDoNotHoldTheProbes(t *testing.T) {
+	t.Parallel()
+	hs := newHarness(t, withRate(50))
+	var ds []delivery
+	for j := range probeRecords {
+		user := fmt.Sprintf("job-%d", j)
+		for i := range 100 {
+			hs.seed(user, peer(fmt.Sprintf("c%03d", i)))
+		}
+		ds = append(ds, delivery{id: user, body: fmt.Sprintf(`{"FromUserId":%q,"AllConversations":true}`, user)})
+	}
+	for i := range 7 {
+		conv := fmt.Sprintf("s%d", i)
+		hs.seed("single", peer(conv))
+		ds = append(ds, delivery{id: conv, body: body("single", conv, 0)})
+	}
+	// 300 conversations at 50/s: the jobs are cut by the deadline.
+	out, err := hs.invoke(batchOf(t, ds...), 3*time.Second)
+	failed := decodeSQS(t, out, err)
+	if left := hs.srv.Conversations(testAppID, "single"); len(left) != 0 {
+		t.Errorf("single deletions left %v (failed %v): they waited for the jobs", left, failed)
+	}
+}
+
 func TestSQSInvalidRecordsGoToTheDeadLetterQueue(t *testing.T) {
 	t.Parallel()
 	f := &fakeRedelivery{}

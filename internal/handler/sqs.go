@@ -125,6 +125,12 @@ type batch struct {
 	failed   []bool
 	outcomes []outcome.Outcome
 	closed   bool // the deadline passed: late results are logged, not reported
+	// progressed is closed at the first call of the invocation that
+	// succeeded (a job's conversation included): ZEGO answers, so the batch
+	// need not probe. It takes no lock: it may be closed while mu is held.
+	progressed     chan struct{}
+	progressedOnce sync.Once
+
 	// The early stop: open once a record succeeded; probing counts the
 	// records in flight before that; streak is the run of records that
 	// failed the same way (streakKey), in the order they finished.
@@ -141,8 +147,12 @@ func (inv *invocation) newBatch(records []events.SQSMessage) *batch {
 	b := &batch{
 		inv: inv, records: records,
 		sem: make(chan struct{}, inv.h.sqsWorkers), stopped: make(chan struct{}), changed: make(chan struct{}),
-		done: make([]bool, n), failed: make([]bool, n), outcomes: make([]outcome.Outcome, n),
+		progressed: make(chan struct{}),
+		done:       make([]bool, n), failed: make([]bool, n), outcomes: make([]outcome.Outcome, n),
 	}
+	// A job runs for most of the invocation: its first conversation deleted,
+	// not its end, shows that ZEGO answers.
+	inv.onSuccess = func() { b.progressedOnce.Do(func() { close(b.progressed) }) }
 	if key := inv.h.sqsMemory.get(); key != "" {
 		b.streak, b.streakKey = probeRecords-1, key
 	}
@@ -195,7 +205,7 @@ func (b *batch) admit(work context.Context) (probe bool, why error) {
 			b.mu.Unlock()
 			<-b.sem
 			return false, err
-		case b.open:
+		case b.open || isClosed(b.progressed):
 			b.mu.Unlock()
 			return false, nil
 		case b.probing+b.streak < probeRecords:
@@ -207,10 +217,20 @@ func (b *batch) admit(work context.Context) (probe bool, why error) {
 		b.mu.Unlock()
 		select {
 		case <-wait:
+		case <-b.progressed:
 		case <-work.Done():
 			<-b.sem
 			return false, errUnfinished
 		}
+	}
+}
+
+func isClosed(c chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -376,7 +396,7 @@ func (b *batch) run(hard, work context.Context) {
 	switch {
 	case b.stopErr != nil:
 		inv.h.sqsMemory.set(b.streakKey)
-	case b.open:
+	case b.open || isClosed(b.progressed):
 		inv.h.sqsMemory.set("")
 	}
 	if b.stopErr != nil {
