@@ -1,7 +1,13 @@
 package redelivery
 
 import (
+	"context"
+	"fmt"
+	"os"
 	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,20 +18,47 @@ import (
 	"github.com/zim-deleteconv/zim-deleteconv/internal/testenv"
 )
 
-// motoSQS is an SQS client of a fresh moto_server.
+// One moto_server serves the package's tests, each with queues of its own
+// names; it starts on first use.
+var shared struct {
+	once sync.Once
+	srv  *motoserver.Server
+	err  error
+}
+
+func TestMain(m *testing.M) {
+	testenv.Require(testenv.MotoServer)
+	code := m.Run()
+	if shared.srv != nil {
+		shared.srv.Stop()
+	}
+	os.Exit(code)
+}
+
+// motoSQS is an SQS client of the shared moto_server.
 func motoSQS(t *testing.T) *sqs.Client {
 	t.Helper()
-	testenv.Require(testenv.MotoServer)
-	moto := motoserver.StartT(t)
-	cfg, err := moto.AWSConfig(t.Context())
+	shared.once.Do(func() { shared.srv, shared.err = motoserver.Start(context.Background()) })
+	if shared.err != nil {
+		t.Fatalf("starting moto_server: %v", shared.err)
+	}
+	cfg, err := shared.srv.AWSConfig(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
 	return sqs.NewFromConfig(cfg)
 }
 
+var queueSeq atomic.Int64
+
 func createQueue(t *testing.T, c *sqs.Client, name string, attrs map[string]string) string {
 	t.Helper()
+	// Unique on the shared server, so that -count=N runs do not collide.
+	fifo := strings.HasSuffix(name, ".fifo")
+	name = fmt.Sprintf("%s-%d", strings.TrimSuffix(name, ".fifo"), queueSeq.Add(1))
+	if fifo {
+		name += ".fifo"
+	}
 	out, err := c.CreateQueue(t.Context(), &sqs.CreateQueueInput{QueueName: aws.String(name), Attributes: attrs})
 	if err != nil {
 		t.Fatal(err)
