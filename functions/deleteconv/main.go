@@ -24,6 +24,7 @@ import (
 	"github.com/zim-deleteconv/zim-deleteconv/internal/handler"
 	"github.com/zim-deleteconv/zim-deleteconv/internal/job"
 	"github.com/zim-deleteconv/zim-deleteconv/internal/outcome"
+	"github.com/zim-deleteconv/zim-deleteconv/internal/redelivery"
 	"github.com/zim-deleteconv/zim-deleteconv/internal/registry"
 	"github.com/zim-deleteconv/zim-deleteconv/internal/secret"
 	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim"
@@ -58,9 +59,13 @@ func build(ctx context.Context, cfg config.Config, cfgErr error, log *slog.Logge
 	}
 	cache := secret.NewCache(secretsmanager.NewFromConfig(awsCfg), cfg.SecretID, cfg.SecretTTL, secret.WithLogger(log))
 	// Jobs go on through SQS: the same AWS settings (AWS_ENDPOINT_URL_SQS for a local SQS).
+	sqsClient := sqs.NewFromConfig(awsCfg)
 	opts := []handler.Option{
-		handler.WithJobQueue(job.NewSQSSender(sqs.NewFromConfig(awsCfg)), cfg.JobQueueURL),
+		handler.WithJobQueue(job.NewSQSSender(sqsClient), cfg.JobQueueURL),
 		handler.WithStaleCount(cache.StaleServed),
+		// Failed SQS records: backoff, and the dead-letter queue for invalid ones.
+		handler.WithRedelivery(redelivery.NewSQS(sqsClient),
+			redelivery.Backoff{Base: cfg.BackoffBase, Max: cfg.BackoffMax}, cfg.DeadLetterQueueURL),
 	}
 	pace := zim.WithRateLimit(cfg.RateLimit)
 	if cfg.StateTable != "" {

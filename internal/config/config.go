@@ -22,6 +22,15 @@ import (
 // zim.MaxRateLimit, ZEGO's limit per AppId.
 const DefaultSecretTTL = 5 * time.Minute
 
+// Defaults of the SQS backoff (issue 19): a record that failed for a transient
+// reason is hidden for min(BackoffMax, BackoffBase × 2^(receives−1)).
+// MaxBackoff is SQS's own ceiling on a visibility timeout.
+const (
+	DefaultBackoffBase = time.Minute
+	DefaultBackoffMax  = time.Hour
+	MaxBackoff         = 12 * time.Hour
+)
+
 // Config is the function's settings.
 type Config struct {
 	SecretID    string        // ZEGO_SECRET_ID
@@ -38,6 +47,11 @@ type Config struct {
 	RateBudget     int    // ZEGO_RATE_BUDGET, requests/second of the whole stack
 	RateFloor      int    // ZEGO_RATE_FLOOR, this instance's own calls/second without the table: 0 or 1
 	RateFloorTotal int    // ZEGO_RATE_FLOOR_TOTAL, the sum of every instance's floor; the pool is RateBudget minus this
+
+	// SQS records that fail (issue 19).
+	DeadLetterQueueURL string        // ZEGO_DEAD_LETTER_QUEUE_URL; empty = invalid records are reported failed
+	BackoffBase        time.Duration // ZEGO_BACKOFF_BASE
+	BackoffMax         time.Duration // ZEGO_BACKOFF_MAX
 }
 
 // Error is a setting that is missing or malformed.
@@ -57,6 +71,9 @@ func Load(getenv func(string) string) (Config, error) {
 		SecretTTL:  DefaultSecretTTL,
 		LogLevel:   slog.LevelInfo,
 		RateBudget: zim.MaxRateLimit,
+
+		BackoffBase: DefaultBackoffBase,
+		BackoffMax:  DefaultBackoffMax,
 	}
 	var errs []error
 	bad := func(v, rule string) { errs = append(errs, &Error{Variable: v, Rule: rule}) }
@@ -117,6 +134,7 @@ func Load(getenv func(string) string) (Config, error) {
 		}
 	}
 	c.loadBudget(getenv, bad)
+	loadRedelivery(getenv, &c, bad)
 	return c, errors.Join(errs...)
 }
 
@@ -183,6 +201,39 @@ func tableProblem(v string) string {
 		return "a table name is 3 to 255 letters, digits, underscores, hyphens or dots"
 	}
 	return ""
+}
+
+// loadRedelivery reads the settings of failed SQS records: the dead-letter
+// queue and the backoff (positive Go durations, base ≤ max ≤ 12h).
+func loadRedelivery(getenv func(string) string, c *Config, bad func(v, rule string)) {
+	if v := strings.TrimSpace(getenv("ZEGO_DEAD_LETTER_QUEUE_URL")); v != "" {
+		if rule := queueURLProblem(v); rule != "" {
+			bad("ZEGO_DEAD_LETTER_QUEUE_URL", "must be an SQS queue URL such as https://sqs.us-east-1.amazonaws.com/123456789012/zim-deleteconv-dlq: "+rule)
+		} else {
+			c.DeadLetterQueueURL = v
+		}
+	}
+	duration := func(name string, into *time.Duration) bool {
+		v := strings.TrimSpace(getenv(name))
+		if v == "" {
+			return true
+		}
+		d, err := time.ParseDuration(v)
+		switch {
+		case err != nil:
+			bad(name, fmt.Sprintf("must be a Go duration such as 60s or 1h, got %q", v))
+		case d <= 0 || d > MaxBackoff:
+			bad(name, fmt.Sprintf("must be positive and at most 12h (SQS's longest visibility timeout), got %q", v))
+		default:
+			*into = d
+			return true
+		}
+		return false
+	}
+	baseOK, maxOK := duration("ZEGO_BACKOFF_BASE", &c.BackoffBase), duration("ZEGO_BACKOFF_MAX", &c.BackoffMax)
+	if baseOK && maxOK && c.BackoffBase > c.BackoffMax {
+		bad("ZEGO_BACKOFF_BASE", fmt.Sprintf("must not be longer than ZEGO_BACKOFF_MAX (%v), got %v", c.BackoffMax, c.BackoffBase))
+	}
 }
 
 // queueURLProblem says what is wrong with an SQS queue URL, or "" if nothing:

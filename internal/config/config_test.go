@@ -18,7 +18,8 @@ func TestLoadDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Config{SecretID: "zim/zego", APIURL: zim.DefaultBaseURL, RateLimit: 20, SecretTTL: 5 * time.Minute, LogLevel: slog.LevelInfo, RateBudget: 20}
+	want := Config{SecretID: "zim/zego", APIURL: zim.DefaultBaseURL, RateLimit: 20, SecretTTL: 5 * time.Minute, LogLevel: slog.LevelInfo, RateBudget: 20,
+		BackoffBase: time.Minute, BackoffMax: time.Hour}
 	if c != want {
 		t.Fatalf("got %+v, want %+v", c, want)
 	}

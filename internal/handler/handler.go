@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -60,6 +61,13 @@ type Handler struct {
 	// ZEGO_STATE_TABLE); creds tells the AppId its items are keyed by.
 	registry Registry
 	creds    zimCredentials
+	// redelivery backs failed SQS records off and moves invalid ones to the
+	// dead-letter queue (sqs.go); zero: neither.
+	redelivery redeliverySettings
+	sqsMemory  sqsMemory
+	// late holds counts that arrived after their invocation was flushed; the
+	// next invocation writes them.
+	late outcome.Counts
 }
 
 // Option configures a Handler.
@@ -112,7 +120,11 @@ func (h *Handler) Invoke(ctx context.Context, payload []byte) (out []byte, err e
 			// letting the runtime print a stack trace to the caller.
 			out, err = nil, invokeError(outcome.InternalError, outcome.Describe(inv.panicked(p)))
 		}
+		inv.mu.Lock()
+		inv.flushed = true
+		inv.mu.Unlock()
 		h.metrics.Flush(&inv.counts)
+		h.metrics.Flush(&h.late)
 		h.flushStale()
 		h.flushBudgetErrors()
 		if h.budgetWaits != nil {
@@ -181,6 +193,14 @@ type invocation struct {
 	h         *Handler
 	requestID string
 	counts    outcome.Counts
+	// flushed: counts are written; a count that comes later (a job's
+	// conversation ending after an SQS batch answered at its deadline) goes
+	// to the handler's late counts.
+	mu      sync.Mutex
+	flushed bool
+	// onSuccess, if set, is told of every call that succeeded (an SQS
+	// batch's early stop). It must not block.
+	onSuccess func()
 }
 
 // result is how one request ended.
@@ -276,7 +296,18 @@ func (inv *invocation) record(trigger, messageID string, req request.Request, r 
 	}
 }
 
-func (inv *invocation) count(o outcome.Outcome, resp *zim.Response) { inv.counts.Add(o, resp) }
+func (inv *invocation) count(o outcome.Outcome, resp *zim.Response) {
+	if o.Success() && inv.onSuccess != nil {
+		inv.onSuccess()
+	}
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	if inv.flushed {
+		inv.h.late.Add(o, resp)
+		return
+	}
+	inv.counts.Add(o, resp)
+}
 
 // direct answers a direct invocation: the success body, or a function error
 // whose errorType is the outcome class.
