@@ -20,6 +20,7 @@ import (
 	"github.com/zim-deleteconv/zim-deleteconv/internal/config"
 	"github.com/zim-deleteconv/zim-deleteconv/internal/handler"
 	"github.com/zim-deleteconv/zim-deleteconv/internal/job"
+	"github.com/zim-deleteconv/zim-deleteconv/internal/logctx"
 	"github.com/zim-deleteconv/zim-deleteconv/internal/outcome"
 	"github.com/zim-deleteconv/zim-deleteconv/internal/secret"
 	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim"
@@ -29,7 +30,9 @@ func main() {
 	cfg, cfgErr := config.Load(os.Getenv)
 	level := new(slog.LevelVar)
 	level.Set(cfg.LogLevel)
-	log := slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: level}))
+	// logctx adds the request id and job id carried by a call's context to
+	// every line, the ZIM client's and the secret cache's included.
+	log := slog.New(logctx.NewHandler(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: level})))
 	// Route the standard log package (and anything using it) through slog, so
 	// every line the function writes is JSON.
 	slog.SetDefault(log)

@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
 	"github.com/zim-deleteconv/zim-deleteconv/internal/job"
+	"github.com/zim-deleteconv/zim-deleteconv/internal/logctx"
 	"github.com/zim-deleteconv/zim-deleteconv/internal/outcome"
 	"github.com/zim-deleteconv/zim-deleteconv/internal/request"
 	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim"
@@ -82,6 +83,9 @@ func (h *Handler) Invoke(ctx context.Context, payload []byte) (out []byte, err e
 	inv := &invocation{h: h}
 	if lc, ok := lambdacontext.FromContext(ctx); ok {
 		inv.requestID = lc.AwsRequestID
+		// Every line logged with ctx (the client's retries, the secret
+		// cache's warnings) carries the request id.
+		ctx = logctx.With(ctx, slog.String("requestId", inv.requestID))
 	}
 	defer func() {
 		if p := recover(); p != nil {
