@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-lambda-go/lambdacontext"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -45,7 +46,8 @@ func main() {
 //
 // Metric lines go to stdout, beside the logs, where CloudWatch extracts them.
 func build(ctx context.Context, cfg config.Config, cfgErr error, log *slog.Logger, stdout io.Writer) *handler.Handler {
-	metrics := outcome.NewMetrics(stdout)
+	// lambdacontext.FunctionName is AWS_LAMBDA_FUNCTION_NAME, read by the runtime library.
+	metrics := outcome.NewMetrics(stdout, outcome.WithFunctionName(lambdacontext.FunctionName))
 	if cfgErr != nil {
 		log.Error("configuration error", "error", cfgErr.Error())
 		return handler.New(nil, log, metrics, cfg.CallerClaim, cfgErr)

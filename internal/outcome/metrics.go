@@ -19,10 +19,41 @@ type Metrics struct {
 	mu  sync.Mutex
 	w   io.Writer
 	now func() time.Time
+	// function is the FunctionName dimension: without it the ApiFunction,
+	// the QueueFunction and a second stack in the account share one series.
+	function string
+}
+
+// MetricsOption configures Metrics.
+type MetricsOption func(*Metrics)
+
+// WithFunctionName adds the FunctionName dimension (AWS_LAMBDA_FUNCTION_NAME)
+// to every metric: the outcome lines are dimensioned by [FunctionName,
+// Outcome], the StaleSecretServed line by [FunctionName]. Without it (""),
+// they have only the Outcome dimension and none, as CloudWatch refuses an
+// empty dimension value.
+func WithFunctionName(name string) MetricsOption {
+	return func(m *Metrics) { m.function = name }
 }
 
 // NewMetrics writes EMF lines to w (standard output in Lambda).
-func NewMetrics(w io.Writer) *Metrics { return &Metrics{w: w, now: time.Now} }
+func NewMetrics(w io.Writer, opts ...MetricsOption) *Metrics {
+	m := &Metrics{w: w, now: time.Now}
+	for _, o := range opts {
+		o(m)
+	}
+	return m
+}
+
+// dimensions is the one dimension set of the function's lines: FunctionName
+// (when known) and then names, whose values the line carries at its root.
+func (m *Metrics) dimensions(names ...string) [][]string {
+	set := make([]string, 0, 1+len(names))
+	if m.function != "" {
+		set = append(set, "FunctionName")
+	}
+	return [][]string{append(set, names...)}
+}
 
 // Counts gathers one invocation's outcomes; safe for concurrent use.
 type Counts struct {
@@ -61,10 +92,11 @@ type emfMeta struct {
 }
 
 type emfLine struct {
-	AWS         emfMeta   `json:"_aws"`
-	Outcome     Outcome   `json:"Outcome"`
-	Requests    int       `json:"Requests,omitempty"`
-	ZegoLatency []float64 `json:"ZegoLatency,omitempty"`
+	AWS          emfMeta   `json:"_aws"`
+	FunctionName string    `json:"FunctionName,omitempty"`
+	Outcome      Outcome   `json:"Outcome"`
+	Requests     int       `json:"Requests,omitempty"`
+	ZegoLatency  []float64 `json:"ZegoLatency,omitempty"`
 }
 
 // maxEMFValues is how many values CloudWatch takes in one metric's array; a
@@ -90,7 +122,7 @@ func (m *Metrics) Flush(c *Counts) {
 	for _, o := range outcomes {
 		lat := c.latencyMs[o]
 		for first := true; first || len(lat) > 0; first = false {
-			l := emfLine{Outcome: o, ZegoLatency: lat[:min(len(lat), maxEMFValues)]}
+			l := emfLine{FunctionName: m.function, Outcome: o, ZegoLatency: lat[:min(len(lat), maxEMFValues)]}
 			lat = lat[len(l.ZegoLatency):]
 			var metrics []emfMetric
 			if first {
@@ -101,7 +133,7 @@ func (m *Metrics) Flush(c *Counts) {
 				metrics = append(metrics, emfMetric{Name: "ZegoLatency", Unit: "Milliseconds"})
 			}
 			l.AWS = emfMeta{Timestamp: ts, CloudWatchMetrics: []emfDirective{{
-				Namespace: MetricsNamespace, Dimensions: [][]string{{"Outcome"}}, Metrics: metrics,
+				Namespace: MetricsNamespace, Dimensions: m.dimensions("Outcome"), Metrics: metrics,
 			}}}
 			b, _ := json.Marshal(l) // plain values: cannot fail
 			lines = append(lines, append(b, '\n'))
@@ -125,8 +157,9 @@ func Millis(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 const StaleSecretMetric = "StaleSecretServed"
 
 type emfCountLine struct {
-	AWS   emfMeta `json:"_aws"`
-	Count int     `json:"StaleSecretServed"`
+	AWS          emfMeta `json:"_aws"`
+	FunctionName string  `json:"FunctionName,omitempty"`
+	Count        int     `json:"StaleSecretServed"`
 }
 
 // FlushStale writes one line counting n calls served with stale credentials;
@@ -135,8 +168,8 @@ func (m *Metrics) FlushStale(n int) {
 	if m == nil || n <= 0 {
 		return
 	}
-	l := emfCountLine{Count: n, AWS: emfMeta{Timestamp: m.now().UnixMilli(), CloudWatchMetrics: []emfDirective{{
-		Namespace: MetricsNamespace, Dimensions: [][]string{{}}, Metrics: []emfMetric{{Name: StaleSecretMetric, Unit: "Count"}},
+	l := emfCountLine{FunctionName: m.function, Count: n, AWS: emfMeta{Timestamp: m.now().UnixMilli(), CloudWatchMetrics: []emfDirective{{
+		Namespace: MetricsNamespace, Dimensions: m.dimensions(), Metrics: []emfMetric{{Name: StaleSecretMetric, Unit: "Count"}},
 	}}}}
 	b, _ := json.Marshal(l) // plain values: cannot fail
 	m.mu.Lock()
