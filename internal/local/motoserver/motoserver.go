@@ -139,6 +139,7 @@ func Start(ctx context.Context, opts ...Option) (*Server, error) {
 func start(bin string, o options) (*Server, error) {
 	cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", "0")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	setDeathSignal(cmd.SysProcAttr)
 	cmd.Env = append(childEnv(os.Environ()), o.env...)
 	if o.stdout != nil {
 		cmd.Stdout = o.stdout
