@@ -177,6 +177,9 @@ func (inv *invocation) processFrom(ctx context.Context, req request.Request, rec
 	if err := inv.h.setupErr; err != nil {
 		return result{outcome: outcome.ConfigurationError, err: err}
 	}
+	if rec != nil { // the client's lines name the record they work for
+		ctx = logctx.With(ctx, slog.String("messageId", rec.MessageId))
+	}
 	if req.All {
 		return inv.deleteAll(ctx, req, rec)
 	}

@@ -47,7 +47,8 @@ func (f *flakySM) GetSecretValue(context.Context, *secretsmanager.GetSecretValue
 // TestEveryLineCarriesTheRequestID: in production the logger is wrapped in
 // logctx, and an invocation's lines written by the ZIM client (a retry) and
 // by the secret cache (stale credentials served) carry its request id, and a
-// job's its job id, exactly once; so does the outcome line.
+// job's its job id, and an SQS record's its message id, exactly once; so
+// does the outcome line.
 func TestEveryLineCarriesTheRequestID(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -57,6 +58,7 @@ func TestEveryLineCarriesTheRequestID(t *testing.T) {
 	}{
 		{"single deletion", `{"FromUserId":"alice","ConvId":"bob","ConvType":0}`, false},
 		{"job", `{"FromUserId":"alice","AllConversations":true}`, true},
+		{"SQS record", `{"Records":[{"messageId":"m-logs-1","eventSource":"aws:sqs","body":"{\"FromUserId\":\"alice\",\"ConvId\":\"bob\",\"ConvType\":0}"}]}`, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -101,6 +103,9 @@ func TestEveryLineCarriesTheRequestID(t *testing.T) {
 				seen[msg] = true
 				if n := strings.Count(line, `"requestId":`); n != 1 || m["requestId"] != "req-logs-1" {
 					t.Errorf("line has %d requestId keys (want 1, req-logs-1): %s", n, line)
+				}
+				if strings.HasPrefix(tc.name, "SQS") && strings.Count(line, `"messageId":"m-logs-1"`) != 1 {
+					t.Errorf("SQS record's line without its messageId once: %s", line)
 				}
 				if tc.job && strings.HasPrefix(msg, "zim: ") {
 					if n := strings.Count(line, `"jobId":`); n != 1 || m["jobId"] == "" {
