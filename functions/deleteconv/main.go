@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -23,6 +24,7 @@ import (
 	"github.com/zim-deleteconv/zim-deleteconv/internal/config"
 	"github.com/zim-deleteconv/zim-deleteconv/internal/handler"
 	"github.com/zim-deleteconv/zim-deleteconv/internal/job"
+	"github.com/zim-deleteconv/zim-deleteconv/internal/logctx"
 	"github.com/zim-deleteconv/zim-deleteconv/internal/outcome"
 	"github.com/zim-deleteconv/zim-deleteconv/internal/redelivery"
 	"github.com/zim-deleteconv/zim-deleteconv/internal/registry"
@@ -34,7 +36,9 @@ func main() {
 	cfg, cfgErr := config.Load(os.Getenv)
 	level := new(slog.LevelVar)
 	level.Set(cfg.LogLevel)
-	log := slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: level}))
+	// logctx adds the request id and job id carried by a call's context to
+	// every line, the ZIM client's and the secret cache's included.
+	log := slog.New(logctx.NewHandler(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: level})))
 	// Route the standard log package (and anything using it) through slog, so
 	// every line the function writes is JSON.
 	slog.SetDefault(log)
@@ -47,7 +51,8 @@ func main() {
 //
 // Metric lines go to stdout, beside the logs, where CloudWatch extracts them.
 func build(ctx context.Context, cfg config.Config, cfgErr error, log *slog.Logger, stdout io.Writer) *handler.Handler {
-	metrics := outcome.NewMetrics(stdout)
+	// lambdacontext.FunctionName is AWS_LAMBDA_FUNCTION_NAME, read by the runtime library.
+	metrics := outcome.NewMetrics(stdout, outcome.WithFunctionName(lambdacontext.FunctionName))
 	if cfgErr != nil {
 		log.Error("configuration error", "error", cfgErr.Error())
 		return handler.New(nil, log, metrics, cfg.CallerClaim, cfgErr)

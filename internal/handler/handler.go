@@ -20,6 +20,7 @@ import (
 
 	"github.com/zim-deleteconv/zim-deleteconv/internal/budget"
 	"github.com/zim-deleteconv/zim-deleteconv/internal/job"
+	"github.com/zim-deleteconv/zim-deleteconv/internal/logctx"
 	"github.com/zim-deleteconv/zim-deleteconv/internal/outcome"
 	"github.com/zim-deleteconv/zim-deleteconv/internal/request"
 	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim"
@@ -113,6 +114,9 @@ func (h *Handler) Invoke(ctx context.Context, payload []byte) (out []byte, err e
 	inv := &invocation{h: h}
 	if lc, ok := lambdacontext.FromContext(ctx); ok {
 		inv.requestID = lc.AwsRequestID
+		// Every line logged with ctx (the client's retries, the secret
+		// cache's warnings) carries the request id.
+		ctx = logctx.With(ctx, slog.String("requestId", inv.requestID))
 	}
 	defer func() {
 		if p := recover(); p != nil {
@@ -231,6 +235,9 @@ func (inv *invocation) processFrom(ctx context.Context, req request.Request, rec
 	}()
 	if err := inv.h.setupErr; err != nil {
 		return result{outcome: outcome.ConfigurationError, err: err}
+	}
+	if rec != nil { // the client's lines name the record they work for
+		ctx = logctx.With(ctx, slog.String("messageId", rec.MessageId))
 	}
 	if req.All {
 		return inv.deleteAll(ctx, req, rec)

@@ -50,6 +50,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/zim-deleteconv/zim-deleteconv/internal/logctx"
 	"github.com/zim-deleteconv/zim-deleteconv/internal/outcome"
 	"github.com/zim-deleteconv/zim-deleteconv/internal/request"
 	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim"
@@ -251,6 +252,7 @@ func (j *Job) Run(ctx context.Context, p Params) Result {
 		log = slog.New(slog.DiscardHandler)
 	}
 	r.log = log.With(slog.String("jobId", r.prev.JobID), slog.Int("round", r.prev.Round))
+	ctx = logctx.With(ctx, slog.String("jobId", r.prev.JobID)) // the client's lines too
 
 	// calls bounds the calls in flight; dispatch, inside it, the start of new ones.
 	var calls, dispatch context.Context
