@@ -148,14 +148,16 @@ func TestMetricsFunctionNameDimension(t *testing.T) {
 			c.Add(Throttled, nil)
 			m.Flush(&c)
 			m.FlushStale(2)
+			m.FlushBudgetErrors(3)
+			m.FlushBudgetWaits([]time.Duration{5 * time.Millisecond})
 			lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
-			if len(lines) != 3 {
-				t.Fatalf("%d lines, want deleted, throttled, stale:\n%s", len(lines), buf.String())
+			if len(lines) != 5 {
+				t.Fatalf("%d lines, want deleted, throttled, stale, budget errors, budget waits:\n%s", len(lines), buf.String())
 			}
 			for i, raw := range lines {
 				dims, root := parseEMF(t, raw)
 				want := tc.wantOutcome
-				if i == 2 {
+				if i >= 2 {
 					want = tc.wantStale
 				}
 				if got := fmt.Sprint(dims); got != want {
@@ -170,6 +172,9 @@ func TestMetricsFunctionNameDimension(t *testing.T) {
 			}
 			if _, root := parseEMF(t, lines[2]); root[StaleSecretMetric] != 2.0 {
 				t.Errorf("stale line %s", lines[2])
+			}
+			if _, root := parseEMF(t, lines[3]); root[BudgetTableErrorsMetric] != 3.0 {
+				t.Errorf("budget errors line %s", lines[3])
 			}
 		})
 	}
