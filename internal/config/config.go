@@ -204,7 +204,7 @@ func tableProblem(v string) string {
 }
 
 // loadRedelivery reads the settings of failed SQS records: the dead-letter
-// queue and the backoff (positive Go durations, base ≤ max ≤ 12h).
+// queue and the backoff (positive Go durations of at most 12h).
 func loadRedelivery(getenv func(string) string, c *Config, bad func(v, rule string)) {
 	if v := strings.TrimSpace(getenv("ZEGO_DEAD_LETTER_QUEUE_URL")); v != "" {
 		if rule := queueURLProblem(v); rule != "" {
@@ -213,10 +213,10 @@ func loadRedelivery(getenv func(string) string, c *Config, bad func(v, rule stri
 			c.DeadLetterQueueURL = v
 		}
 	}
-	duration := func(name string, into *time.Duration) bool {
+	duration := func(name string, into *time.Duration) {
 		v := strings.TrimSpace(getenv(name))
 		if v == "" {
-			return true
+			return
 		}
 		d, err := time.ParseDuration(v)
 		switch {
@@ -226,14 +226,12 @@ func loadRedelivery(getenv func(string) string, c *Config, bad func(v, rule stri
 			bad(name, fmt.Sprintf("must be positive and at most 12h (SQS's longest visibility timeout), got %q", v))
 		default:
 			*into = d
-			return true
 		}
-		return false
 	}
-	baseOK, maxOK := duration("ZEGO_BACKOFF_BASE", &c.BackoffBase), duration("ZEGO_BACKOFF_MAX", &c.BackoffMax)
-	if baseOK && maxOK && c.BackoffBase > c.BackoffMax {
-		bad("ZEGO_BACKOFF_BASE", fmt.Sprintf("must not be longer than ZEGO_BACKOFF_MAX (%v), got %v", c.BackoffMax, c.BackoffBase))
-	}
+	// A base longer than the max is accepted, and the max wins: CloudFormation
+	// cannot compare the two parameters, and refusing would stop the queue.
+	duration("ZEGO_BACKOFF_BASE", &c.BackoffBase)
+	duration("ZEGO_BACKOFF_MAX", &c.BackoffMax)
 }
 
 // queueURLProblem says what is wrong with an SQS queue URL, or "" if nothing:

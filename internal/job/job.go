@@ -48,6 +48,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/zim-deleteconv/zim-deleteconv/internal/logctx"
@@ -202,6 +203,9 @@ type run struct {
 	log  *slog.Logger
 	user string
 	prev request.Continuation // the job's state before this run (Round is this run's)
+
+	// failLogs counts the failed conversations logged so far (capped at info).
+	failLogs atomic.Int32
 
 	// stopDispatch ends the dispatching of new deletions (not the calls in flight).
 	stopDispatch context.CancelFunc
@@ -432,7 +436,13 @@ func (r *run) done(ctx context.Context, c zim.Conversation, o outcome.Outcome, r
 			// valid, the job failed in part upstream.
 			o = outcome.UpstreamError
 		}
-		r.log.Debug("conversation not deleted", "fromUserId", r.user, "convId", c.ConvID, "convType", int(c.ConvType),
+		// At info for the first maxFailedConvIDs of a run (an operator sees
+		// which and why without debug logs), at debug after that.
+		level := slog.LevelInfo
+		if r.failLogs.Add(1) > maxFailedConvIDs {
+			level = slog.LevelDebug
+		}
+		r.log.Log(ctx, level, "conversation not deleted", "fromUserId", r.user, "convId", c.ConvID, "convType", int(c.ConvType),
 			"outcome", o, "error", outcome.Describe(err))
 	}
 	r.mu.Lock()
