@@ -93,6 +93,22 @@ type environment struct {
 	date   time.Time
 	goVer  string
 	commit string
+	// loadStart and loadEnd are the 1-minute load averages when the run
+	// started and ended ("" when unknown): the machine is shared.
+	loadStart, loadEnd string
+}
+
+// loadAverage is the 1-minute load average from /proc/loadavg, or "".
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return ""
+	}
+	return f[0]
 }
 
 // bench runs the measurements: two local stacks (one with the function, one
@@ -174,6 +190,7 @@ func (b *bench) measure(ctx context.Context) (results, error) {
 			return res, err
 		}
 	}
+	res.env.loadEnd = loadAverage()
 	return res, nil
 }
 
@@ -474,6 +491,7 @@ func (b *bench) environment(ctx context.Context) environment {
 	if info, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		env.cpu = cpuModel(string(info))
 	}
+	env.loadStart = loadAverage()
 	git := func(args ...string) (string, error) {
 		cmd := exec.CommandContext(ctx, "git", args...)
 		cmd.Dir = b.root

@@ -13,6 +13,7 @@ import (
 	"github.com/zim-deleteconv/zim-deleteconv/internal/local/devstack"
 	"github.com/zim-deleteconv/zim-deleteconv/internal/local/netem"
 	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim"
+	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim/zimtest"
 )
 
 // beforeWarmUp is the parent of 6fdf650, the commit that made init fetch the
@@ -70,6 +71,8 @@ type latencyResults struct {
 	batch [variants][protocols][]batchSample // cold SQS batches of 10
 
 	load load // after: throughput with the latency profile
+
+	servers []serverResults // first invocations per kind of ZEGO server, HTTP/2 first
 }
 
 // batchSample is one cold SQS batch of 10 in a fresh function.
@@ -106,11 +109,7 @@ func (b *bench) latencyProfile(ctx context.Context, res *results) error {
 		measured = []variant{helloWorld, before, after}
 	}
 	seed := func(user, prefix string, n int) ([]zim.Conversation, error) {
-		convs := make([]zim.Conversation, n)
-		for i := range convs {
-			convs[i] = zim.Conversation{ConvID: fmt.Sprintf("%s-%03d", prefix, i), ConvType: zim.ConvTypePeer}
-		}
-		return convs, admin.Seed(ctx, app, user, convs...)
+		return seedConvs(ctx, admin, app, user, prefix, n)
 	}
 
 	// First invocations: a fresh emulator each, the variants alternating,
@@ -121,9 +120,11 @@ func (b *bench) latencyProfile(ctx context.Context, res *results) error {
 	if err != nil {
 		return err
 	}
+	h2 := serverResults{server: serverHTTP2}
 	for i := range n + 1 {
 		for _, v := range measured {
 			event := directEvent(coldUser, convs[i*int(variants)+int(v)])
+			opened := b.lat.ZEGOConnections()
 			r, err := coldInvoke(ctx, b.lat, bootstraps[v], fmt.Sprintf("lat-cold-%s-%02d", v.slug(), i), nil, event)
 			if err != nil {
 				return err
@@ -138,8 +139,23 @@ func (b *bench) latencyProfile(ctx context.Context, res *results) error {
 			lr.first[v] = append(lr.first[v], msOf(r.Latency))
 			if v != helloWorld {
 				lr.firstCall[v] = append(lr.firstCall[v], call)
+				h2.first[v] = append(h2.first[v], msOf(r.Latency))
+				h2.firstCall[v] = append(h2.firstCall[v], call)
+				h2.conns[v] = append(h2.conns[v], b.lat.ZEGOConnections()-opened)
 			}
 		}
+	}
+	lr.servers = append(lr.servers, h2)
+	servers, err := parseServers(b.opt.servers)
+	if err != nil {
+		return err
+	}
+	for _, z := range servers {
+		sr, err := b.firstPerServer(ctx, prof, z, measured, bootstraps)
+		if err != nil {
+			return err
+		}
+		lr.servers = append(lr.servers, sr)
 	}
 
 	// Provisioned-concurrency-like: init ahead, a pause, then the first call.
@@ -252,6 +268,15 @@ func (b *bench) latencyProfile(ctx context.Context, res *results) error {
 	b.logf("latency profile: throughput, %d SQS messages in batches of 10, one invocation at a time", b.opt.messages)
 	lr.load, err = throughput(ctx, b.lat, admin, app, "lat-load", b.opt.messages)
 	return err
+}
+
+// seedConvs stores n one-on-one conversations of user, named prefix-000, …
+func seedConvs(ctx context.Context, admin *zimtest.AdminClient, app uint32, user, prefix string, n int) ([]zim.Conversation, error) {
+	convs := make([]zim.Conversation, n)
+	for i := range convs {
+		convs[i] = zim.Conversation{ConvID: fmt.Sprintf("%s-%03d", prefix, i), ConvType: zim.ConvTypePeer}
+	}
+	return convs, admin.Seed(ctx, app, user, convs...)
 }
 
 func (v variant) slug() string {

@@ -18,7 +18,9 @@
 // in front of it and of Secrets Manager), for hello-world, the function before
 // the init warm-up (-before, built from git) and the function now:
 //
-//   - the first invocation against its round-trip budget;
+//   - the first invocation against its round-trip budget, and the
+//     connections it opens, against a ZIM server offering HTTP/2 and, with
+//     -servers, against one offering only HTTP/1.1, over TLS and plain;
 //   - provisioned-concurrency-like: init, a pause, then the first invocation,
 //     under a Runtime API of perfbench's own (runtimeapi.go);
 //   - warm invocations;
@@ -29,7 +31,8 @@
 // Usage:
 //
 //	perfbench [-profile both|loopback|latency] [-cold 10] [-warm 30] [-messages 200]
-//	          [-provisioned 5] [-pause 3s] [-batches 3] [-before d23d76a] [-out build/perfbench/results.md]
+//	          [-provisioned 5] [-pause 3s] [-batches 3] [-before d23d76a] [-servers h1tls,h1plain]
+//	          [-out build/perfbench/results.md]
 //
 // `make bench` runs it after the Go benchmarks. It needs moto_server and git
 // (the emulator is built from tools/go.mod), binds only to 127.0.0.1, and
@@ -84,6 +87,7 @@ type options struct {
 	provisioned       int           // held invocations (init, pause, invoke) per bootstrap
 	pause             time.Duration // between init and the held invocation
 	batches           int           // cold SQS batches per bootstrap and protocol
+	servers           string        // -servers: more ZEGO servers for first invocations (h1tls, h1plain)
 }
 
 // args spells the options as a command line.
@@ -95,8 +99,8 @@ func (o options) args() string {
 	case !o.loopback:
 		profile = "latency"
 	}
-	return fmt.Sprintf("-profile %s -cold %d -warm %d -messages %d -provisioned %d -pause %v -batches %d -before %q",
-		profile, o.cold, o.warm, o.messages, o.provisioned, o.pause, o.batches, o.before)
+	return fmt.Sprintf("-profile %s -cold %d -warm %d -messages %d -provisioned %d -pause %v -batches %d -before %q -servers %q",
+		profile, o.cold, o.warm, o.messages, o.provisioned, o.pause, o.batches, o.before, o.servers)
 }
 
 func parseOptions(args []string, stderr io.Writer, root string) (options, error) {
@@ -112,7 +116,11 @@ func parseOptions(args []string, stderr io.Writer, root string) (options, error)
 	fs.IntVar(&o.provisioned, "provisioned", 5, "held invocations per bootstrap with the latency profile: init, -pause, then the first invocation")
 	fs.DurationVar(&o.pause, "pause", 3*time.Second, "pause between init and the held invocation")
 	fs.IntVar(&o.batches, "batches", 3, "cold SQS batches of 10 per bootstrap and protocol with the latency profile")
+	fs.StringVar(&o.servers, "servers", "h1tls,h1plain", "with the latency profile, also first invocations against a ZIM server offering only HTTP/1.1: over TLS (h1tls), plain (h1plain); comma-separated, \"\" for none")
 	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if _, err := parseServers(o.servers); err != nil {
 		return o, err
 	}
 	switch *profile {

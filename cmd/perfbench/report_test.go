@@ -205,14 +205,14 @@ func TestParseOptions(t *testing.T) {
 	t.Parallel()
 	o, err := parseOptions(nil, io.Discard, "/repo")
 	want := options{cold: 10, warm: 30, messages: 200, out: "/repo/build/perfbench/results.md",
-		loopback: true, latency: true, before: beforeWarmUp, provisioned: 5, pause: 3 * time.Second, batches: 3}
+		loopback: true, latency: true, before: beforeWarmUp, provisioned: 5, pause: 3 * time.Second, batches: 3, servers: "h1tls,h1plain"}
 	if err != nil || o != want {
 		t.Errorf("defaults: %+v, %v", o, err)
 	}
 	if o, err := parseOptions([]string{"-profile", "latency", "-before", ""}, io.Discard, "/repo"); err != nil || o.loopback || !o.latency || o.before != "" {
 		t.Errorf("-profile latency -before '': %+v, %v", o, err)
 	}
-	if got := o.args(); got != `-profile both -cold 10 -warm 30 -messages 200 -provisioned 5 -pause 3s -batches 3 -before "d23d76a"` {
+	if got := o.args(); got != `-profile both -cold 10 -warm 30 -messages 200 -provisioned 5 -pause 3s -batches 3 -before "d23d76a" -servers "h1tls,h1plain"` {
 		t.Errorf("args() = %s", got)
 	}
 	for _, args := range [][]string{{"-cold", "0"}, {"-messages", "-1"}, {"extra"}, {"-nope"}, {"-profile", "wan"}, {"-batches", "0"}, {"-pause", "-1s"}} {
@@ -271,7 +271,7 @@ func TestGrid(t *testing.T) {
 func TestFirstBudget(t *testing.T) {
 	t.Parallel()
 	// (4 + max(32, 200) + 100) × 1.15 = 349.6
-	got, arithmetic := firstBudget(netem.DefaultProfile(), 4)
+	got, arithmetic := firstBudget(netem.DefaultProfile(), 4, true)
 	if math.Abs(got-349.6) > 1e-9 {
 		t.Errorf("firstBudget = %v, want 349.6", got)
 	}
@@ -281,7 +281,11 @@ func TestFirstBudget(t *testing.T) {
 	// A slow secret path takes over from the connection set-up.
 	slow := netem.DefaultProfile()
 	slow.SecretsManager.RoundTrip = 300 * time.Millisecond
-	if got, _ := firstBudget(slow, 4); math.Abs(got-(4+302+100)*1.15) > 1e-9 {
+	// Over plain HTTP the set-up is TCP alone: (4 + max(32, 100) + 100) × 1.15 = 234.6
+	if got, _ := firstBudget(netem.DefaultProfile(), 4, false); math.Abs(got-234.6) > 1e-9 {
+		t.Errorf("firstBudget over plain HTTP = %v, want 234.6", got)
+	}
+	if got, _ := firstBudget(slow, 4, true); math.Abs(got-(4+302+100)*1.15) > 1e-9 {
 		t.Errorf("firstBudget with a 300 ms secret = %v", got)
 	}
 	if got, _ := heldBudget(netem.DefaultProfile(), 1); math.Abs(got-101*1.15) > 1e-9 {
@@ -299,6 +303,10 @@ func latencyMeasured() *latencyResults {
 	l.prov[after] = []float64{116.1}
 	l.batch[after][http2] = []batchSample{{conns: 1}, {conns: 2}}
 	l.batch[after][http1] = []batchSample{{conns: 7}}
+	l.servers = []serverResults{{server: serverHTTP1Plain}}
+	l.servers[0].first[after] = []float64{234.5}
+	l.servers[0].firstCall[after] = []float64{101}
+	l.servers[0].conns[after] = []int{1}
 	return l
 }
 
@@ -347,7 +355,8 @@ func TestLatencyRowsCheckTheTargets(t *testing.T) {
 		})
 	}
 	out := latencyReport(latencyMeasured())
-	for _, want := range []string{"| before the warm-up (d23d76a) |", "1, 2 (batch:", http1Env} {
+	for _, want := range []string{"| before the warm-up (d23d76a) |", "1, 2 (batch:", http1Env,
+		"| plain HTTP/1.1 | — | 234 ms (first call 101 ms; connections 1) | ≤ (4.00 ms + max(32.0 ms, 100 ms) + 100 ms) × 1.15 = 235 ms | yes |"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("latency report lacks %q:\n%s", want, out)
 		}

@@ -2,7 +2,7 @@
 // process, for the local stack and end-to-end tests.
 //
 //	zimserver [-addr 127.0.0.1:0] [-seed dev/zim-seed.json] [-app APPID:SECRET]... [-rate 20] [-missing-code 660800002]
-//	          [-tls -tls-cert-out FILE]
+//	          [-tls -tls-cert-out FILE [-http1-only]]
 //
 // When it is ready it prints exactly one line to stdout,
 //
@@ -16,6 +16,8 @@
 // ZIM_URL=https://127.0.0.1:PORT, and a process trusts it with
 // SSL_CERT_FILE=FILE (Go's crypto/x509 on Linux reads that file in place of
 // the system's bundle). Each run makes a new authority and overwrites FILE.
+// With -http1-only as well it offers only HTTP/1.1 (ALPN), like a server
+// without HTTP/2.
 // It logs JSON lines to stderr (one per API request; never a secret or a
 // signature) and exits with status 0 on SIGINT or SIGTERM, 2 on bad flags and
 // 1 when it cannot start.
@@ -98,7 +100,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	log.Info("zimserver ready", "url", s.URL, "app_flags", cfg.appIDs(), "seed", cfg.seed,
-		"rate_limit_per_second", cfg.rate, "missing_conversation_code", cfg.missingCode, "tls_cert_out", cfg.certOut)
+		"rate_limit_per_second", cfg.rate, "missing_conversation_code", cfg.missingCode, "tls_cert_out", cfg.certOut, "http1_only", cfg.http1Only)
 	<-ctx.Done()
 	log.Info("zimserver stopping", "cause", context.Cause(ctx).Error())
 	return 0
@@ -120,13 +122,18 @@ type config struct {
 	missingCode int
 	tls         bool
 	certOut     string
+	http1Only   bool
 }
 
 func (c config) options() []zimtest.Option {
-	return []zimtest.Option{
+	opts := []zimtest.Option{
 		zimtest.WithRateLimit(c.rate, time.Second),
 		zimtest.WithMissingConversationCode(c.missingCode),
 	}
+	if c.http1Only {
+		opts = append(opts, zimtest.WithoutHTTP2())
+	}
+	return opts
 }
 
 // appIDs lists the -app ids, for the log (never their secrets).
@@ -160,6 +167,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.rate, "rate", zimtest.DefaultRateLimit, "accepted requests per second and AppId (0 disables the limit)")
 	fs.IntVar(&c.missingCode, "missing-code", zimtest.DefaultMissingConversationCode, "DeleteConv's code for a conversation that does not exist (0 answers success)")
 	fs.BoolVar(&c.tls, "tls", false, "serve HTTPS with a new certificate (needs -tls-cert-out)")
+	fs.BoolVar(&c.http1Only, "http1-only", false, "with -tls, offer only HTTP/1.1, like a server without HTTP/2")
 	fs.StringVar(&c.certOut, "tls-cert-out", "", "with -tls, write the PEM certificate that clients must trust to `file` (for SSL_CERT_FILE)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -176,6 +184,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	if c.tls != (c.certOut != "") {
 		return c, errors.New("-tls and -tls-cert-out go together: without the certificate file no client can trust the server")
+	}
+	if c.http1Only && !c.tls {
+		return c, errors.New("-http1-only goes with -tls: without TLS the server speaks HTTP/1.1 only anyway")
 	}
 	if !c.allowRemote {
 		if err := checkLoopback(c.addr); err != nil {

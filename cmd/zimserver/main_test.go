@@ -131,6 +131,7 @@ func TestRunRefusesBadCommandLines(t *testing.T) {
 		{"invalid port", []string{"-addr", "127.0.0.1:-1"}, 1, "cannot listen"},
 		{"tls without a certificate file", []string{"-tls"}, 2, "go together"},
 		{"certificate file without tls", []string{"-tls-cert-out", filepath.Join(t.TempDir(), "ca.pem")}, 2, "go together"},
+		{"http1-only without tls", []string{"-http1-only"}, 2, "goes with -tls"},
 		{"certificate file not writable", []string{"-tls", "-tls-cert-out", filepath.Join(t.TempDir(), "none", "ca.pem")}, 1, "cannot write the certificate"},
 	}
 	for _, tt := range tests {

@@ -123,3 +123,44 @@ func TestRunServesTLS(t *testing.T) {
 		t.Errorf("the ready line does not name the certificate file: %s", stderr.String())
 	}
 }
+
+// TestRunServesHTTP1Only: with -http1-only a client that offers h2 speaks
+// HTTP/1.1 to the server.
+func TestRunServesHTTP1Only(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	certFile := filepath.Join(t.TempDir(), "zim-ca.pem")
+	stdoutR, stdoutW := io.Pipe()
+	var stderr testutil.Buffer
+	exit := make(chan int, 1)
+	go func() {
+		exit <- run(ctx, []string{"-seed", seedFile, "-tls", "-tls-cert-out", certFile, "-http1-only"}, stdoutW, &stderr)
+		stdoutW.Close()
+	}()
+	line, err := bufio.NewReader(stdoutR).ReadString('\n')
+	if err != nil {
+		t.Fatalf("reading the ZIM_URL line: %v (stderr: %s)", err, stderr.String())
+	}
+	base, _ := strings.CutPrefix(strings.TrimSpace(line), "ZIM_URL=")
+	caPEM, err := os.ReadFile(certFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(caPEM)
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}, ForceAttemptHTTP2: true}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr, Timeout: time.Minute}).Get(base + "/_zimtest/requests")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.ProtoMajor != 1 || resp.StatusCode != http.StatusOK {
+		t.Errorf("answered %d over %s, want 200 over HTTP/1.1", resp.StatusCode, resp.Proto)
+	}
+	cancel()
+	if code := <-exit; code != 0 {
+		t.Fatalf("exit %d, want 0", code)
+	}
+}

@@ -22,6 +22,15 @@ import (
 // zim.MaxRateLimit, ZEGO's limit per AppId.
 const DefaultSecretTTL = 5 * time.Minute
 
+// Defaults of the SQS backoff (issue 19): a record that failed for a transient
+// reason is hidden for min(BackoffMax, BackoffBase × 2^(receives−1)).
+// MaxBackoff is SQS's own ceiling on a visibility timeout.
+const (
+	DefaultBackoffBase = time.Minute
+	DefaultBackoffMax  = time.Hour
+	MaxBackoff         = 12 * time.Hour
+)
+
 // Config is the function's settings.
 type Config struct {
 	SecretID    string        // ZEGO_SECRET_ID
@@ -31,6 +40,18 @@ type Config struct {
 	LogLevel    slog.Level    // LOG_LEVEL
 	CallerClaim string        // ZEGO_CALLER_CLAIM; empty = JWT mode off
 	JobQueueURL string        // ZEGO_JOB_QUEUE_URL; empty = jobs over HTTP and direct invoke are not handed off
+
+	// The shared rate budget (internal/budget), used when StateTable is set;
+	// without it, RateLimit paces this instance alone.
+	StateTable     string // ZEGO_STATE_TABLE; empty = no shared budget, no registry
+	RateBudget     int    // ZEGO_RATE_BUDGET, requests/second of the whole stack
+	RateFloor      int    // ZEGO_RATE_FLOOR, this instance's own calls/second without the table: 0 or 1
+	RateFloorTotal int    // ZEGO_RATE_FLOOR_TOTAL, the sum of every instance's floor; the pool is RateBudget minus this
+
+	// SQS records that fail (issue 19).
+	DeadLetterQueueURL string        // ZEGO_DEAD_LETTER_QUEUE_URL; empty = invalid records are reported failed
+	BackoffBase        time.Duration // ZEGO_BACKOFF_BASE
+	BackoffMax         time.Duration // ZEGO_BACKOFF_MAX
 }
 
 // Error is a setting that is missing or malformed.
@@ -45,10 +66,14 @@ func (e *Error) Error() string { return e.Variable + " " + e.Rule }
 // problem is reported, joined, so one deploy fixes them all.
 func Load(getenv func(string) string) (Config, error) {
 	c := Config{
-		APIURL:    zim.DefaultBaseURL,
-		RateLimit: zim.DefaultRateLimit,
-		SecretTTL: DefaultSecretTTL,
-		LogLevel:  slog.LevelInfo,
+		APIURL:     zim.DefaultBaseURL,
+		RateLimit:  zim.DefaultRateLimit,
+		SecretTTL:  DefaultSecretTTL,
+		LogLevel:   slog.LevelInfo,
+		RateBudget: zim.MaxRateLimit,
+
+		BackoffBase: DefaultBackoffBase,
+		BackoffMax:  DefaultBackoffMax,
 	}
 	var errs []error
 	bad := func(v, rule string) { errs = append(errs, &Error{Variable: v, Rule: rule}) }
@@ -108,7 +133,105 @@ func Load(getenv func(string) string) (Config, error) {
 			c.JobQueueURL = v
 		}
 	}
+	c.loadBudget(getenv, bad)
+	loadRedelivery(getenv, &c, bad)
 	return c, errors.Join(errs...)
+}
+
+// loadBudget reads the shared budget's settings. They are whole numbers: the
+// budget promises a count of calls in every one-second window, and the floor
+// is one call or none.
+func (c *Config) loadBudget(getenv func(string) string, bad func(v, rule string)) {
+	if v := strings.TrimSpace(getenv("ZEGO_STATE_TABLE")); v != "" {
+		if rule := tableProblem(v); rule != "" {
+			bad("ZEGO_STATE_TABLE", "must be a DynamoDB table name or ARN: "+rule)
+		} else {
+			c.StateTable = v
+		}
+	}
+	budgetOK, totalOK := true, true
+	if v := strings.TrimSpace(getenv("ZEGO_RATE_BUDGET")); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > zim.MaxRateLimit {
+			bad("ZEGO_RATE_BUDGET", fmt.Sprintf("must be a whole number of requests per second for the whole stack, 1 to %d (ZEGO's limit per AppId), got %q", zim.MaxRateLimit, v))
+			budgetOK = false
+		} else {
+			c.RateBudget = n
+		}
+	}
+	if v := strings.TrimSpace(getenv("ZEGO_RATE_FLOOR")); v != "" {
+		switch v {
+		case "0", "1":
+			c.RateFloor = int(v[0] - '0')
+		default:
+			bad("ZEGO_RATE_FLOOR", fmt.Sprintf("must be 0 or 1 (calls per second this instance may send without the shared table), got %q", v))
+		}
+	}
+	if v := strings.TrimSpace(getenv("ZEGO_RATE_FLOOR_TOTAL")); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			bad("ZEGO_RATE_FLOOR_TOTAL", fmt.Sprintf("must be a whole number, 0 or more (the sum of every instance's ZEGO_RATE_FLOOR), got %q", v))
+			totalOK = false
+		} else {
+			c.RateFloorTotal = n
+		}
+	}
+	switch {
+	case !budgetOK || !totalOK:
+	case c.RateFloorTotal >= c.RateBudget:
+		bad("ZEGO_RATE_FLOOR_TOTAL", fmt.Sprintf("must be less than ZEGO_RATE_BUDGET (%d), so that a shared pool is left, got %d", c.RateBudget, c.RateFloorTotal))
+	case c.RateFloor > c.RateFloorTotal:
+		bad("ZEGO_RATE_FLOOR_TOTAL", fmt.Sprintf("must count this instance's floor (ZEGO_RATE_FLOOR=%d): at least %d, got %d", c.RateFloor, c.RateFloor, c.RateFloorTotal))
+	}
+}
+
+// tableProblem says what is wrong with a DynamoDB table name or ARN, or ""
+// if nothing. The value is not echoed: an ARN names an account.
+func tableProblem(v string) string {
+	name := v
+	if strings.HasPrefix(v, "arn:") {
+		// arn:<partition>:dynamodb:<region>:<account>:table/<name>
+		parts := strings.SplitN(v, ":", 6)
+		if len(parts) != 6 || parts[2] != "dynamodb" || !strings.HasPrefix(parts[5], "table/") {
+			return "an ARN must look like arn:aws:dynamodb:<region>:<account>:table/<name>"
+		}
+		name = strings.TrimPrefix(parts[5], "table/")
+	}
+	if len(name) < 3 || len(name) > 255 || strings.Trim(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") != "" {
+		return "a table name is 3 to 255 letters, digits, underscores, hyphens or dots"
+	}
+	return ""
+}
+
+// loadRedelivery reads the settings of failed SQS records: the dead-letter
+// queue and the backoff (positive Go durations of at most 12h).
+func loadRedelivery(getenv func(string) string, c *Config, bad func(v, rule string)) {
+	if v := strings.TrimSpace(getenv("ZEGO_DEAD_LETTER_QUEUE_URL")); v != "" {
+		if rule := queueURLProblem(v); rule != "" {
+			bad("ZEGO_DEAD_LETTER_QUEUE_URL", "must be an SQS queue URL such as https://sqs.us-east-1.amazonaws.com/123456789012/zim-deleteconv-dlq: "+rule)
+		} else {
+			c.DeadLetterQueueURL = v
+		}
+	}
+	duration := func(name string, into *time.Duration) {
+		v := strings.TrimSpace(getenv(name))
+		if v == "" {
+			return
+		}
+		d, err := time.ParseDuration(v)
+		switch {
+		case err != nil:
+			bad(name, fmt.Sprintf("must be a Go duration such as 60s or 1h, got %q", v))
+		case d <= 0 || d > MaxBackoff:
+			bad(name, fmt.Sprintf("must be positive and at most 12h (SQS's longest visibility timeout), got %q", v))
+		default:
+			*into = d
+		}
+	}
+	// A base longer than the max is accepted, and the max wins: CloudFormation
+	// cannot compare the two parameters, and refusing would stop the queue.
+	duration("ZEGO_BACKOFF_BASE", &c.BackoffBase)
+	duration("ZEGO_BACKOFF_MAX", &c.BackoffMax)
 }
 
 // queueURLProblem says what is wrong with an SQS queue URL, or "" if nothing:

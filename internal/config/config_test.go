@@ -18,7 +18,8 @@ func TestLoadDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Config{SecretID: "zim/zego", APIURL: zim.DefaultBaseURL, RateLimit: 20, SecretTTL: 5 * time.Minute, LogLevel: slog.LevelInfo}
+	want := Config{SecretID: "zim/zego", APIURL: zim.DefaultBaseURL, RateLimit: 20, SecretTTL: 5 * time.Minute, LogLevel: slog.LevelInfo, RateBudget: 20,
+		BackoffBase: time.Minute, BackoffMax: time.Hour}
 	if c != want {
 		t.Fatalf("got %+v, want %+v", c, want)
 	}
@@ -125,5 +126,69 @@ func TestLoadLoopbackHTTPAllowed(t *testing.T) {
 	c, err := Load(env(map[string]string{"ZEGO_SECRET_ID": "s", "ZEGO_API_URL": "http://127.0.0.1:8080"}))
 	if err != nil || c.APIURL != "http://127.0.0.1:8080" {
 		t.Fatalf("got %+v, %v", c, err)
+	}
+}
+
+// TestLoadBudget: the shared budget's settings, as the template sets them on
+// each function, and every way they can be wrong, named by variable.
+func TestLoadBudget(t *testing.T) {
+	t.Parallel()
+	type budget struct {
+		table                   string
+		rate, floor, floorTotal int
+	}
+	tests := []struct {
+		name     string
+		env      map[string]string
+		want     budget
+		variable string // the variable the error names; "" = no error
+		rule     string
+	}{
+		{name: "unset: no table, the whole of ZEGO's rate, no floor", want: budget{rate: 20}},
+		{name: "ApiFunction", env: map[string]string{"ZEGO_STATE_TABLE": "zim-deleteconv-StateTable-1ABC", "ZEGO_RATE_BUDGET": "20", "ZEGO_RATE_FLOOR": "1", "ZEGO_RATE_FLOOR_TOTAL": "2"},
+			want: budget{"zim-deleteconv-StateTable-1ABC", 20, 1, 2}},
+		{name: "QueueFunction", env: map[string]string{"ZEGO_STATE_TABLE": "state", "ZEGO_RATE_BUDGET": " 6 ", "ZEGO_RATE_FLOOR": "0", "ZEGO_RATE_FLOOR_TOTAL": "5"},
+			want: budget{"state", 6, 0, 5}},
+		{name: "table ARN", env: map[string]string{"ZEGO_STATE_TABLE": "arn:aws:dynamodb:us-east-1:123456789012:table/state.v1_x-y"},
+			want: budget{"arn:aws:dynamodb:us-east-1:123456789012:table/state.v1_x-y", 20, 0, 0}},
+		{name: "smallest pool", env: map[string]string{"ZEGO_RATE_BUDGET": "2", "ZEGO_RATE_FLOOR": "1", "ZEGO_RATE_FLOOR_TOTAL": "1"}, want: budget{"", 2, 1, 1}},
+
+		{name: "table name too short", env: map[string]string{"ZEGO_STATE_TABLE": "ab"}, variable: "ZEGO_STATE_TABLE", rule: "3 to 255"},
+		{name: "table name with a slash", env: map[string]string{"ZEGO_STATE_TABLE": "a/b/c"}, variable: "ZEGO_STATE_TABLE", rule: "3 to 255"},
+		{name: "table ARN of another service", env: map[string]string{"ZEGO_STATE_TABLE": "arn:aws:sqs:us-east-1:123456789012:q"}, variable: "ZEGO_STATE_TABLE", rule: "table/<name>"},
+		{name: "budget not a number", env: map[string]string{"ZEGO_RATE_BUDGET": "lots"}, variable: "ZEGO_RATE_BUDGET", rule: "whole number"},
+		{name: "budget a fraction", env: map[string]string{"ZEGO_RATE_BUDGET": "6.5"}, variable: "ZEGO_RATE_BUDGET", rule: "whole number"},
+		{name: "budget zero", env: map[string]string{"ZEGO_RATE_BUDGET": "0"}, variable: "ZEGO_RATE_BUDGET", rule: "1 to 20"},
+		{name: "budget over ZEGO's limit", env: map[string]string{"ZEGO_RATE_BUDGET": "21"}, variable: "ZEGO_RATE_BUDGET", rule: "1 to 20"},
+		{name: "floor 2", env: map[string]string{"ZEGO_RATE_FLOOR": "2", "ZEGO_RATE_FLOOR_TOTAL": "2"}, variable: "ZEGO_RATE_FLOOR", rule: "0 or 1"},
+		{name: "floor a fraction", env: map[string]string{"ZEGO_RATE_FLOOR": "0.5"}, variable: "ZEGO_RATE_FLOOR", rule: "0 or 1"},
+		{name: "floor total negative", env: map[string]string{"ZEGO_RATE_FLOOR_TOTAL": "-1"}, variable: "ZEGO_RATE_FLOOR_TOTAL", rule: "0 or more"},
+		{name: "floor total leaves no pool", env: map[string]string{"ZEGO_RATE_BUDGET": "4", "ZEGO_RATE_FLOOR_TOTAL": "4"}, variable: "ZEGO_RATE_FLOOR_TOTAL", rule: "less than ZEGO_RATE_BUDGET (4)"},
+		{name: "floor total over the default budget", env: map[string]string{"ZEGO_RATE_FLOOR_TOTAL": "25"}, variable: "ZEGO_RATE_FLOOR_TOTAL", rule: "less than ZEGO_RATE_BUDGET (20)"},
+		{name: "floor not counted in the total", env: map[string]string{"ZEGO_RATE_FLOOR": "1"}, variable: "ZEGO_RATE_FLOOR_TOTAL", rule: "at least 1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			m := map[string]string{"ZEGO_SECRET_ID": "zim/zego"}
+			for k, v := range tt.env {
+				m[k] = v
+			}
+			c, err := Load(env(m))
+			if tt.variable == "" {
+				got := budget{c.StateTable, c.RateBudget, c.RateFloor, c.RateFloorTotal}
+				if err != nil || got != tt.want {
+					t.Fatalf("got %+v, %v; want %+v", got, err, tt.want)
+				}
+				return
+			}
+			var ce *Error
+			if !errors.As(err, &ce) || ce.Variable != tt.variable || !strings.Contains(err.Error(), tt.rule) {
+				t.Fatalf("err = %v, want a *config.Error for %s saying %q", err, tt.variable, tt.rule)
+			}
+			if v := m[tt.variable]; strings.HasPrefix(v, "arn:") && strings.Contains(err.Error(), v) {
+				t.Errorf("err = %v quotes the ARN", err)
+			}
+		})
 	}
 }

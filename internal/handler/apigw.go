@@ -32,6 +32,7 @@ type httpRequest struct {
 	params    map[string]string
 	path      string // rawPath (2.0) or path (1.0): a fallback, and for messages
 	stage     string
+	query     map[string]string // the query string's parameters (the last of a repeated one)
 	body      string
 	base64    bool
 	requestID string
@@ -59,7 +60,7 @@ func (inv *invocation) httpAPI(ctx context.Context, payload []byte) ([]byte, err
 	_, route, _ := strings.Cut(routeKey, " ")
 	r := httpRequest{
 		trigger: "http_api", method: ev.RequestContext.HTTP.Method, route: route, params: ev.PathParameters,
-		path: ev.RawPath, stage: ev.RequestContext.Stage,
+		path: ev.RawPath, stage: ev.RequestContext.Stage, query: ev.QueryStringParameters,
 		body: ev.Body, base64: ev.IsBase64Encoded, requestID: ev.RequestContext.RequestID,
 		claim: func(name string) (string, bool) {
 			if a := ev.RequestContext.Authorizer; a != nil && a.JWT != nil {
@@ -83,7 +84,7 @@ func (inv *invocation) restAPI(ctx context.Context, payload []byte) ([]byte, err
 	}
 	r := httpRequest{
 		trigger: "rest_api", method: ev.HTTPMethod, route: ev.Resource, params: ev.PathParameters,
-		path: ev.Path, stage: ev.RequestContext.Stage,
+		path: ev.Path, stage: ev.RequestContext.Stage, query: ev.QueryStringParameters,
 		body: ev.Body, base64: ev.IsBase64Encoded, requestID: ev.RequestContext.RequestID,
 		claim: func(name string) (string, bool) {
 			// Cognito user-pool and JWT authorizers put the token's claims under "claims".
@@ -102,7 +103,11 @@ func eventDecodeError(kind string, err error) error {
 
 // serveHTTP applies the contract's route, status and body rules.
 func (inv *invocation) serveHTTP(ctx context.Context, r httpRequest) httpResponse {
-	if !r.onRoute() {
+	switch p := r.routePath(); {
+	case p == routePath:
+	case isJobsPath(p):
+		return inv.serveJobs(ctx, r, p)
+	default:
 		return inv.httpError(r, http.StatusNotFound, "NotFound", fmt.Sprintf("no route for %s %s; send POST %s", r.method, r.path, routePath))
 	}
 	if r.method != http.MethodPost {
@@ -126,7 +131,7 @@ func (inv *invocation) serveHTTP(ctx context.Context, r httpRequest) httpRespons
 		return inv.httpError(r, http.StatusRequestEntityTooLarge, "PayloadTooLarge", fmt.Sprintf("body is larger than %d bytes", maxBodyBytes))
 	}
 
-	req, err := request.Parse(body)
+	req, err := request.ParseFrom(body, request.FromHTTP)
 	var res result
 	switch {
 	case err != nil:
@@ -140,27 +145,38 @@ func (inv *invocation) serveHTTP(ctx context.Context, r httpRequest) httpRespons
 	return inv.httpResult(res)
 }
 
-// onRoute reports whether the request is for routePath. The route API
-// Gateway matched decides, since the path it sends depends on the stage and on
-// a custom domain's base path mapping (1.0's path holds the base path and not
-// the stage; 2.0's rawPath holds a named stage). A greedy route ("/{proxy+}")
-// is completed with its path parameters, which hold neither.
+// routePath is the function's path the request is for (routePath, or a
+// status route). The route API Gateway matched decides, since the path it
+// sends depends on the stage and on a custom domain's base path mapping (1.0's
+// path holds the base path and not the stage; 2.0's rawPath holds a named
+// stage). A route with variables ("/conversations/jobs/{jobId}",
+// "/{proxy+}") is completed with its path parameters, which hold neither.
 //
 // A $default route, or an event without a route, has no template: then the
 // path is the route, as is or without a leading segment named like the stage.
-func (r httpRequest) onRoute() bool {
+func (r httpRequest) routePath() string {
 	if r.route != "" && r.route != "$default" {
-		return cleanPath(expandRoute(r.route, r.params)) == routePath
+		return cleanPath(expandRoute(r.route, r.params))
 	}
 	p := cleanPath(r.path)
-	if p == routePath {
-		return true
+	if p == routePath || isJobsPath(p) {
+		return p
 	}
 	if r.stage != "" && r.stage != "$default" {
-		rest, ok := strings.CutPrefix(p, "/"+r.stage)
-		return ok && rest == routePath
+		if rest, ok := strings.CutPrefix(p, "/"+r.stage); ok {
+			return rest
+		}
 	}
-	return false
+	return p
+}
+
+// isJobsPath reports whether p is a status route: jobsPath, or jobsPath/<one segment>.
+func isJobsPath(p string) bool {
+	if p == jobsPath {
+		return true
+	}
+	id, ok := strings.CutPrefix(p, jobLocation)
+	return ok && id != "" && !strings.Contains(id, "/")
 }
 
 // expandRoute fills a route's path variables ("{id}", "{proxy+}") from params;
@@ -193,10 +209,16 @@ func (inv *invocation) httpResult(res result) httpResponse {
 	if res.job != nil {
 		switch {
 		case res.outcome.Success():
-			return jsonResponse(status, res.job)
+			resp := jsonResponse(status, res.job)
+			if status == http.StatusAccepted {
+				resp.headers["Location"] = jobLocation + res.job.JobID
+			}
+			return resp
 		case res.outcome == outcome.Timeout && res.resumable:
 			// The job made progress and stopped at the deadline: accepted, not done.
-			return jsonResponse(http.StatusAccepted, res.job)
+			resp := jsonResponse(http.StatusAccepted, res.job)
+			resp.headers["Location"] = jobLocation + res.job.JobID
+			return resp
 		case res.outcome == outcome.UpstreamError:
 			// A partial failure: the job's own body says which conversations
 			// failed. It holds counts and ConvIds only, never a message text.

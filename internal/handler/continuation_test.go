@@ -286,8 +286,9 @@ func TestSQSJobContinuationParsedStrictly(t *testing.T) {
 	if got := decodeSQS(t, out, err); !slices.Equal(got, []string{"bad"}) {
 		t.Fatalf("batchItemFailures = %v", got)
 	}
+	// Only the function writes a continuation, onto its queue: a direct caller's is refused whatever it holds.
 	_, err = hs.invoke([]byte(bad), 5*time.Second)
-	if ie := functionError(t, err); ie.Type != "InvalidRequest" || !strings.HasPrefix(ie.Message, "Continuation.Round ") {
+	if ie := functionError(t, err); ie.Type != "InvalidRequest" || !strings.HasPrefix(ie.Message, "Continuation is written by the function") {
 		t.Errorf("direct: %+v", ie)
 	}
 	if len(hs.srv.Requests()) != 0 {

@@ -33,6 +33,8 @@ type probe struct {
 	ConvID           *json.RawMessage `json:"ConvId"`
 	ConvType         *json.RawMessage `json:"ConvType"`
 	AllConversations *json.RawMessage `json:"AllConversations"`
+	JobID            *json.RawMessage `json:"JobId"`
+	JobStatus        *json.RawMessage `json:"JobStatus"`
 }
 
 // detect tells the trigger from the raw event. For SQS it also returns the records.
@@ -51,7 +53,7 @@ func detect(payload []byte) (eventKind, []events.SQSMessage) {
 		return kindHTTPAPI, nil
 	case p.HTTPMethod != nil && p.RequestContext != nil:
 		return kindREST, nil
-	case p.FromUserID != nil || p.ConvID != nil || p.ConvType != nil || p.AllConversations != nil:
+	case p.FromUserID != nil || p.ConvID != nil || p.ConvType != nil || p.AllConversations != nil || p.JobID != nil || p.JobStatus != nil:
 		return kindDirect, nil
 	}
 	return kindUnknown, nil

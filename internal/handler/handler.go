@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -17,7 +18,9 @@ import (
 	"github.com/aws/aws-lambda-go/lambda/messages"
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
+	"github.com/zim-deleteconv/zim-deleteconv/internal/budget"
 	"github.com/zim-deleteconv/zim-deleteconv/internal/job"
+	"github.com/zim-deleteconv/zim-deleteconv/internal/logctx"
 	"github.com/zim-deleteconv/zim-deleteconv/internal/outcome"
 	"github.com/zim-deleteconv/zim-deleteconv/internal/request"
 	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim"
@@ -49,6 +52,23 @@ type Handler struct {
 	// credentials past their TTL; staleSeen is how many were already reported.
 	staleServed func() int
 	staleSeen   atomic.Int64
+	// tableErrors is the rate budget's running count of failed table calls;
+	// tableSeen is how many were already reported.
+	tableErrors func() int
+	tableSeen   atomic.Int64
+	// budgetWaits hands over how long each call waited for its budget slot.
+	budgetWaits func() []time.Duration
+	// registry keeps one job per user and the jobs' status (nil: no
+	// ZEGO_STATE_TABLE); creds tells the AppId its items are keyed by.
+	registry Registry
+	creds    zimCredentials
+	// redelivery backs failed SQS records off and moves invalid ones to the
+	// dead-letter queue (sqs.go); zero: neither.
+	redelivery redeliverySettings
+	sqsMemory  sqsMemory
+	// late holds counts that arrived after their invocation was flushed; the
+	// next invocation writes them.
+	late outcome.Counts
 }
 
 // Option configures a Handler.
@@ -67,6 +87,18 @@ func WithStaleCount(served func() int) Option {
 	return func(h *Handler) { h.staleServed = served }
 }
 
+// WithBudgetErrors reports, as an EMF count per invocation, how many calls
+// to the shared rate budget's table failed (total is its running total).
+func WithBudgetErrors(total func() int) Option {
+	return func(h *Handler) { h.tableErrors = total }
+}
+
+// WithBudgetWaits reports, as EMF values per invocation, how long each call
+// waited for its rate budget slot (waits hands over those since its last call).
+func WithBudgetWaits(waits func() []time.Duration) Option {
+	return func(h *Handler) { h.budgetWaits = waits }
+}
+
 // New builds a Handler. setupErr (a configuration error) may be nil.
 func New(z ZIM, log *slog.Logger, metrics *outcome.Metrics, callerClaim string, setupErr error, opts ...Option) *Handler {
 	h := &Handler{zim: z, log: log, metrics: metrics, callerClaim: callerClaim, setupErr: setupErr, jobWorkers: 4, sqsWorkers: 10}
@@ -82,6 +114,9 @@ func (h *Handler) Invoke(ctx context.Context, payload []byte) (out []byte, err e
 	inv := &invocation{h: h}
 	if lc, ok := lambdacontext.FromContext(ctx); ok {
 		inv.requestID = lc.AwsRequestID
+		// Every line logged with ctx (the client's retries, the secret
+		// cache's warnings) carries the request id.
+		ctx = logctx.With(ctx, slog.String("requestId", inv.requestID))
 	}
 	defer func() {
 		if p := recover(); p != nil {
@@ -89,8 +124,16 @@ func (h *Handler) Invoke(ctx context.Context, payload []byte) (out []byte, err e
 			// letting the runtime print a stack trace to the caller.
 			out, err = nil, invokeError(outcome.InternalError, outcome.Describe(inv.panicked(p)))
 		}
+		inv.mu.Lock()
+		inv.flushed = true
+		inv.mu.Unlock()
 		h.metrics.Flush(&inv.counts)
+		h.metrics.Flush(&h.late)
 		h.flushStale()
+		h.flushBudgetErrors()
+		if h.budgetWaits != nil {
+			h.metrics.FlushBudgetWaits(h.budgetWaits())
+		}
 	}()
 	work, cancel := workContext(ctx)
 	defer cancel()
@@ -124,6 +167,18 @@ func (h *Handler) flushStale() {
 	}
 }
 
+// flushBudgetErrors writes how many budget table calls failed since the last
+// invocation that reported them.
+func (h *Handler) flushBudgetErrors() {
+	if h.tableErrors == nil {
+		return
+	}
+	total := int64(h.tableErrors())
+	if seen := h.tableSeen.Swap(total); total > seen {
+		h.metrics.FlushBudgetErrors(int(total - seen))
+	}
+}
+
 // workContext is ctx with a deadline a little before Lambda's, so the handler
 // still has time to answer (and report unfinished SQS records) when work is
 // cut short. Calls cut short return at once, so 1% of the timeout (100 ms to
@@ -142,6 +197,14 @@ type invocation struct {
 	h         *Handler
 	requestID string
 	counts    outcome.Counts
+	// flushed: counts are written; a count that comes later (a job's
+	// conversation ending after an SQS batch answered at its deadline) goes
+	// to the handler's late counts.
+	mu      sync.Mutex
+	flushed bool
+	// onSuccess, if set, is told of every call that succeeded (an SQS
+	// batch's early stop). It must not block.
+	onSuccess func()
 }
 
 // result is how one request ended.
@@ -173,8 +236,16 @@ func (inv *invocation) processFrom(ctx context.Context, req request.Request, rec
 	if err := inv.h.setupErr; err != nil {
 		return result{outcome: outcome.ConfigurationError, err: err}
 	}
+	if rec != nil { // the client's lines name the record they work for
+		ctx = logctx.With(ctx, slog.String("messageId", rec.MessageId))
+	}
 	if req.All {
 		return inv.deleteAll(ctx, req, rec)
+	}
+	if rec == nil {
+		// Someone waits for this answer: its call goes before queue work
+		// and jobs in the shared rate budget.
+		ctx = budget.WithPriority(ctx, budget.Urgent)
 	}
 	resp, err := inv.h.zim.DeleteConversation(ctx, req.Delete)
 	return result{outcome: outcome.Classify(ctx, err), resp: resp, err: err}
@@ -232,12 +303,26 @@ func (inv *invocation) record(trigger, messageID string, req request.Request, r 
 	}
 }
 
-func (inv *invocation) count(o outcome.Outcome, resp *zim.Response) { inv.counts.Add(o, resp) }
+func (inv *invocation) count(o outcome.Outcome, resp *zim.Response) {
+	if o.Success() && inv.onSuccess != nil {
+		inv.onSuccess()
+	}
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	if inv.flushed {
+		inv.h.late.Add(o, resp)
+		return
+	}
+	inv.counts.Add(o, resp)
+}
 
 // direct answers a direct invocation: the success body, or a function error
 // whose errorType is the outcome class.
 func (inv *invocation) direct(ctx context.Context, payload []byte) ([]byte, error) {
-	req, err := request.Parse(payload)
+	req, err := request.ParseFrom(payload, request.FromDirect)
+	if err == nil && req.Status {
+		return inv.directStatus(ctx, req)
+	}
 	var r result
 	if err != nil {
 		r = result{outcome: outcome.InvalidRequest, err: err}

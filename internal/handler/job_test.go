@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/zim-deleteconv/zim-deleteconv/internal/job"
@@ -129,107 +130,120 @@ func TestDeleteAllFailuresDoNotStopTheOthers(t *testing.T) {
 
 func TestDeleteAllDeadlineThenRedeliveryFinishes(t *testing.T) {
 	t.Parallel()
-	// 40 requests/second: 100 conversations need about 2.5 s, the deadline is 1 s.
-	hs := newHarness(t, withRate(40))
-	seedMany(hs, 100)
-	start := time.Now()
-	out, err := hs.invoke(sqsEvent(t, sqsRecord{id: "job-1", body: allBody}), time.Second)
-	if time.Since(start) >= time.Second {
-		t.Errorf("handler returned after the deadline")
-	}
-	if got := decodeSQS(t, out, err); !slices.Equal(got, []string{"job-1"}) {
-		t.Fatalf("an unfinished job must be reported failed, got %v", got)
-	}
-	first := 100 - len(hs.srv.Conversations(testAppID, "erin"))
-	if first == 0 || first == 100 {
-		t.Fatalf("first delivery deleted %d, want some but not all", first)
-	}
-	// A call the deadline cut in flight may have deleted at ZEGO without the
-	// function seeing the answer: the count may miss those (at most one per worker).
-	lines := hs.outcomeLines()
-	if job := lines[0]["job"].(map[string]any); job["Complete"] != false ||
-		job["Deleted"].(float64) > float64(first) || job["Deleted"].(float64) < float64(first-hs.h.jobWorkers) {
-		t.Errorf("job log %v, want Complete false and Deleted %d (or up to %d fewer)", job, first, hs.h.jobWorkers)
-	}
-
-	s := directJob(t, hs, 30*time.Second)
-	if !s.Complete || s.Deleted != 100-first || s.Failed != 0 || len(hs.srv.Conversations(testAppID, "erin")) != 0 {
-		t.Fatalf("second run %+v after %d deleted first", s, first)
-	}
-	oks := 0
-	for _, r := range hs.srv.Requests() {
-		if r.Action == "DeleteConv" && r.Code == 0 {
-			oks++
+	// Virtual time (testing/synctest, ZIM in process): the deadline, the rate
+	// limiter and the slow answers are exact however loaded the machine is.
+	synctest.Test(t, func(t *testing.T) {
+		// 40 requests/second: 100 conversations need about 2.5 s, the deadline is 1 s.
+		hs := newHarness(t, inProcess(), withRate(40))
+		seedMany(hs, 100)
+		start := time.Now()
+		out, err := hs.invoke(sqsEvent(t, sqsRecord{id: "job-1", body: allBody}), time.Second)
+		if time.Since(start) >= time.Second {
+			t.Errorf("handler returned after the deadline")
 		}
-	}
-	if oks != 100 {
-		t.Errorf("%d successful deletions in all, want exactly 100 (nothing redone)", oks)
-	}
+		if got := decodeSQS(t, out, err); !slices.Equal(got, []string{"job-1"}) {
+			t.Fatalf("an unfinished job must be reported failed, got %v", got)
+		}
+		first := 100 - len(hs.srv.Conversations(testAppID, "erin"))
+		if first == 0 || first == 100 {
+			t.Fatalf("first delivery deleted %d, want some but not all", first)
+		}
+		// A call the deadline cut in flight may have deleted at ZEGO without the
+		// function seeing the answer: the count may miss those (at most one per worker).
+		lines := hs.outcomeLines()
+		if job := lines[0]["job"].(map[string]any); job["Complete"] != false ||
+			job["Deleted"].(float64) > float64(first) || job["Deleted"].(float64) < float64(first-hs.h.jobWorkers) {
+			t.Errorf("job log %v, want Complete false and Deleted %d (or up to %d fewer)", job, first, hs.h.jobWorkers)
+		}
+
+		s := directJob(t, hs, 30*time.Second)
+		if !s.Complete || s.Deleted != 100-first || s.Failed != 0 || len(hs.srv.Conversations(testAppID, "erin")) != 0 {
+			t.Fatalf("second run %+v after %d deleted first", s, first)
+		}
+		oks := 0
+		for _, r := range hs.srv.Requests() {
+			if r.Action == "DeleteConv" && r.Code == 0 {
+				oks++
+			}
+		}
+		if oks != 100 {
+			t.Errorf("%d successful deletions in all, want exactly 100 (nothing redone)", oks)
+		}
+	})
 }
 
 func TestDeleteAllPartialAnswers(t *testing.T) {
 	t.Parallel()
+	// Virtual time (testing/synctest, ZIM in process): at 40/s, a 1 s
+	// deadline deletes some of the 100 and never none, however loaded the
+	// machine is.
 	t.Run("direct", func(t *testing.T) {
 		t.Parallel()
-		hs := newHarness(t, withRate(40))
-		seedMany(hs, 100)
-		s := directJob(t, hs, time.Second)
-		if s.Complete || s.Outcome != outcome.Timeout || s.Deleted == 0 || s.Deleted == 100 {
-			t.Fatalf("summary %+v, want partial counts with Complete false", s)
-		}
+		synctest.Test(t, func(t *testing.T) {
+			hs := newHarness(t, inProcess(), withRate(40))
+			seedMany(hs, 100)
+			s := directJob(t, hs, time.Second)
+			if s.Complete || s.Outcome != outcome.Timeout || s.Deleted == 0 || s.Deleted == 100 {
+				t.Fatalf("summary %+v, want partial counts with Complete false", s)
+			}
+		})
 	})
 	t.Run("http_api", func(t *testing.T) {
 		t.Parallel()
-		hs := newHarness(t, withRate(40))
-		seedMany(hs, 100)
-		out, err := hs.invoke(httpAPIEvent(t, httpEvent{method: "POST", path: "/conversations/delete", body: allBody}), time.Second)
-		a := decodeHTTPAPI(t, out, err)
-		if a.status != http.StatusAccepted || a.body["Complete"] != false || a.body["Deleted"] == float64(0) {
-			t.Fatalf("got %d %v, want 202 with progress", a.status, a.body)
-		}
-		out, err = hs.invoke(httpAPIEvent(t, httpEvent{method: "POST", path: "/conversations/delete", body: allBody}), 30*time.Second)
-		if a := decodeHTTPAPI(t, out, err); a.status != http.StatusOK || a.body["Complete"] != true {
-			t.Fatalf("got %d %v, want 200 complete", a.status, a.body)
-		}
+		synctest.Test(t, func(t *testing.T) {
+			hs := newHarness(t, inProcess(), withRate(40))
+			seedMany(hs, 100)
+			out, err := hs.invoke(httpAPIEvent(t, httpEvent{method: "POST", path: "/conversations/delete", body: allBody}), time.Second)
+			a := decodeHTTPAPI(t, out, err)
+			if a.status != http.StatusAccepted || a.body["Complete"] != false || a.body["Deleted"] == float64(0) {
+				t.Fatalf("got %d %v, want 202 with progress", a.status, a.body)
+			}
+			out, err = hs.invoke(httpAPIEvent(t, httpEvent{method: "POST", path: "/conversations/delete", body: allBody}), 30*time.Second)
+			if a := decodeHTTPAPI(t, out, err); a.status != http.StatusOK || a.body["Complete"] != true {
+				t.Fatalf("got %d %v, want 200 complete", a.status, a.body)
+			}
+		})
 	})
 }
 
 func TestDeleteAllRespectsZEGOsRateLimit(t *testing.T) {
 	t.Parallel()
-	// The real limit: 20 per second per AppId on the server, the default budget in the client.
-	hs := newHarness(t, withRate(20), withServer(zimtest.WithRateLimit(20, time.Second)))
-	seedMany(hs, 45)
-	// Single deletions from the same instance share the limiter.
-	hs.seed("zed", peer("a"), peer("b"))
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for _, c := range []string{"a", "b"} {
-			if _, err := hs.h.Invoke(t.Context(), []byte(body("zed", c, 0))); err != nil {
-				t.Errorf("single deletion: %v", err)
+	// Virtual time (testing/synctest, ZIM in process): the deadline, the rate
+	// limiter and the slow answers are exact however loaded the machine is.
+	synctest.Test(t, func(t *testing.T) {
+		// The real limit: 20 per second per AppId on the server, the default budget in the client.
+		hs := newHarness(t, inProcess(), withRate(20), withServer(zimtest.WithRateLimit(20, time.Second)))
+		seedMany(hs, 45)
+		// Single deletions from the same instance share the limiter.
+		hs.seed("zed", peer("a"), peer("b"))
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for _, c := range []string{"a", "b"} {
+				if _, err := hs.h.Invoke(t.Context(), []byte(body("zed", c, 0))); err != nil {
+					t.Errorf("single deletion: %v", err)
+				}
+			}
+		}()
+		s := directJob(t, hs, 30*time.Second)
+		<-done
+		if !s.Complete || s.Deleted != 45 {
+			t.Fatalf("summary %+v", s)
+		}
+		// The limiter spaces requests at 97% of the budget: on virtual time
+		// (no network jitter) ZEGO's window is never exceeded. A limiter that
+		// let even 21 per second through would be refused.
+		reqs := hs.srv.Requests()
+		throttled := 0
+		for _, r := range reqs {
+			if r.Code == 660300005 {
+				throttled++
 			}
 		}
-	}()
-	s := directJob(t, hs, 30*time.Second)
-	<-done
-	if !s.Complete || s.Deleted != 45 {
-		t.Fatalf("summary %+v", s)
-	}
-	// The limiter spaces requests at 97% of the budget, so ZEGO's window is
-	// exceeded only when the network (here, a loaded machine) delays one
-	// request by more than ~30 ms relative to the next; those rare answers are
-	// retried. A limiter that let even 21 per second through would be refused
-	// on about one request in twenty.
-	reqs := hs.srv.Requests()
-	throttled := 0
-	for _, r := range reqs {
-		if r.Code == 660300005 {
-			throttled++
+		if throttled != 0 {
+			t.Fatalf("ZEGO's rate limit refused %d of %d requests", throttled, len(reqs))
 		}
-	}
-	if throttled > len(reqs)/50 {
-		t.Fatalf("ZEGO's rate limit refused %d of %d requests", throttled, len(reqs))
-	}
+	})
 }
 
 func TestDeleteAllListingFailsAfterProgress(t *testing.T) {
@@ -252,15 +266,19 @@ func TestDeleteAllListingFailsAfterProgress(t *testing.T) {
 // says the job goes on), and direct invoke a Timeout function error.
 func TestJobWithoutProgressIsATimeout(t *testing.T) {
 	t.Parallel()
-	hs := newHarness(t, withRate(0.2)) // the listing takes the one slot of the next 5 s
-	seedMany(hs, 10)
+	// Virtual time (testing/synctest, ZIM in process): the deadline, the rate
+	// limiter and the slow answers are exact however loaded the machine is.
+	synctest.Test(t, func(t *testing.T) {
+		hs := newHarness(t, inProcess(), withRate(0.2)) // the listing takes the one slot of the next 5 s
+		seedMany(hs, 10)
 
-	_, err := hs.invoke([]byte(allBody), 2*time.Second)
-	if ie := functionError(t, err); ie.Type != "Timeout" {
-		t.Errorf("direct: %+v, want a Timeout function error", ie)
-	}
-	out, err := hs.invoke(httpAPIEvent(t, httpEvent{method: "POST", path: "/conversations/delete", body: allBody}), 2*time.Second)
-	if a := decodeHTTPAPI(t, out, err); a.status != http.StatusGatewayTimeout {
-		t.Errorf("HTTP: %d %v, want 504", a.status, a.body)
-	}
+		_, err := hs.invoke([]byte(allBody), 2*time.Second)
+		if ie := functionError(t, err); ie.Type != "Timeout" {
+			t.Errorf("direct: %+v, want a Timeout function error", ie)
+		}
+		out, err := hs.invoke(httpAPIEvent(t, httpEvent{method: "POST", path: "/conversations/delete", body: allBody}), 2*time.Second)
+		if a := decodeHTTPAPI(t, out, err); a.status != http.StatusGatewayTimeout {
+			t.Errorf("HTTP: %d %v, want 504", a.status, a.body)
+		}
+	})
 }

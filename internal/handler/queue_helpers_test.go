@@ -43,6 +43,10 @@ func (t inProcessTransport) RoundTrip(req *http.Request) (resp *http.Response, e
 	}()
 	rec := httptest.NewRecorder()
 	t.h.ServeHTTP(rec, req)
+	if err := req.Context().Err(); err != nil {
+		// As net/http: a call whose context ended before the answer gets no answer.
+		return nil, err
+	}
 	return rec.Result(), nil
 }
 

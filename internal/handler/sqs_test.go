@@ -6,6 +6,7 @@ import (
 	"os"
 	"slices"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim/zimtest"
@@ -115,47 +116,55 @@ func TestSQSFIFOGroupKeepsOrderAfterAFailure(t *testing.T) {
 
 func TestSQSDeadlineReportsUnfinishedRecordsAndReturnsInTime(t *testing.T) {
 	t.Parallel()
-	hs := newHarness(t)
-	var recs []sqsRecord
-	for i := range 4 {
-		conv := fmt.Sprintf("c%d", i)
-		hs.seed("u", peer(conv))
-		recs = append(recs, sqsRecord{id: fmt.Sprintf("m-%d", i), body: body("u", conv, 0)})
-	}
-	hs.srv.Inject(zimtest.Fault{Action: "DeleteConv", ConvID: "c1", Delay: 10 * time.Second})
-	hs.srv.Inject(zimtest.Fault{Action: "DeleteConv", ConvID: "c3", Delay: 10 * time.Second})
-	const timeout = 800 * time.Millisecond
-	start := time.Now()
-	out, err := hs.invoke(sqsEvent(t, recs...), timeout)
-	if took := time.Since(start); took >= timeout {
-		t.Errorf("handler returned after %v, past the %v deadline", took, timeout)
-	}
-	if got := decodeSQS(t, out, err); !slices.Equal(got, []string{"m-1", "m-3"}) {
-		t.Fatalf("batchItemFailures = %v, want the two slow records", got)
-	}
+	// Virtual time (testing/synctest, ZIM in process): the deadline, the rate
+	// limiter and the slow answers are exact however loaded the machine is.
+	synctest.Test(t, func(t *testing.T) {
+		hs := newHarness(t, inProcess())
+		var recs []sqsRecord
+		for i := range 4 {
+			conv := fmt.Sprintf("c%d", i)
+			hs.seed("u", peer(conv))
+			recs = append(recs, sqsRecord{id: fmt.Sprintf("m-%d", i), body: body("u", conv, 0)})
+		}
+		hs.srv.Inject(zimtest.Fault{Action: "DeleteConv", ConvID: "c1", Delay: 10 * time.Second})
+		hs.srv.Inject(zimtest.Fault{Action: "DeleteConv", ConvID: "c3", Delay: 10 * time.Second})
+		const timeout = 800 * time.Millisecond
+		start := time.Now()
+		out, err := hs.invoke(sqsEvent(t, recs...), timeout)
+		if took := time.Since(start); took >= timeout {
+			t.Errorf("handler returned after %v, past the %v deadline", took, timeout)
+		}
+		if got := decodeSQS(t, out, err); !slices.Equal(got, []string{"m-1", "m-3"}) {
+			t.Fatalf("batchItemFailures = %v, want the two slow records", got)
+		}
+	})
 }
 
 func TestSQSSlowLimiterReportsRecordsFailedNotLost(t *testing.T) {
 	t.Parallel()
-	// One request every 2 s: with a 1 s deadline only the first record gets a slot.
-	hs := newHarness(t, withRate(0.5))
-	var recs []sqsRecord
-	for i := range 5 {
-		conv := fmt.Sprintf("c%d", i)
-		hs.seed("u", peer(conv))
-		recs = append(recs, sqsRecord{id: fmt.Sprintf("m-%d", i), body: body("u", conv, 0)})
-	}
-	out, err := hs.invoke(sqsEvent(t, recs...), time.Second)
-	failed := decodeSQS(t, out, err)
-	deleted := 5 - len(hs.srv.Conversations(testAppID, "u"))
-	if deleted+len(failed) != 5 || deleted < 1 || len(failed) < 3 {
-		t.Fatalf("deleted %d, failed %v: every record must end deleted or reported failed", deleted, failed)
-	}
-	for _, l := range hs.outcomeLines() {
-		if slices.Contains(failed, l["messageId"].(string)) && l["outcome"] != "throttled" && l["outcome"] != "timeout" {
-			t.Errorf("failed record logged as %v", l)
+	// Virtual time (testing/synctest, ZIM in process): the deadline, the rate
+	// limiter and the slow answers are exact however loaded the machine is.
+	synctest.Test(t, func(t *testing.T) {
+		// One request every 2 s: with a 1 s deadline only the first record gets a slot.
+		hs := newHarness(t, inProcess(), withRate(0.5))
+		var recs []sqsRecord
+		for i := range 5 {
+			conv := fmt.Sprintf("c%d", i)
+			hs.seed("u", peer(conv))
+			recs = append(recs, sqsRecord{id: fmt.Sprintf("m-%d", i), body: body("u", conv, 0)})
 		}
-	}
+		out, err := hs.invoke(sqsEvent(t, recs...), time.Second)
+		failed := decodeSQS(t, out, err)
+		deleted := 5 - len(hs.srv.Conversations(testAppID, "u"))
+		if deleted+len(failed) != 5 || deleted < 1 || len(failed) < 3 {
+			t.Fatalf("deleted %d, failed %v: every record must end deleted or reported failed", deleted, failed)
+		}
+		for _, l := range hs.outcomeLines() {
+			if slices.Contains(failed, l["messageId"].(string)) && l["outcome"] != "throttled" && l["outcome"] != "timeout" {
+				t.Errorf("failed record logged as %v", l)
+			}
+		}
+	})
 }
 
 func TestSQSEmptyObjectRecordIsReportedFailed(t *testing.T) {

@@ -17,6 +17,26 @@
 // already deleted) yields the next round's Continuation; one without progress
 // does not, so a stuck job fails like any other request. A job takes at most
 // request.MaxRounds rounds.
+//
+// # The bound on new conversations
+//
+// A job deletes the conversations its user had when it started, and what
+// arrives later only while those are not all gone: a user who keeps getting
+// new conversations (a support bot) would otherwise keep the job running for
+// ever. The job's cutoff is an UpdateTime (ZEGO's clock, Unix milliseconds):
+// the later of the job's start on this function's clock and the newest
+// UpdateTime its first listing shows (so a skew between the two clocks never
+// makes an old conversation new). A conversation whose UpdateTime is after the
+// cutoff is newer: it is deleted only in a page that still holds an untried
+// conversation from before the cutoff, or while ZEGO hides older ones (more
+// than the visible 1000: they are older than every visible one, so they may be
+// the job's own). Once a whole listing shows nothing from before the cutoff
+// and nothing hidden, the job ends (Complete), and Summary.Left counts the
+// newer conversations it left. So what arrives during the job is deleted as
+// long as the job has its own conversations to delete, and never after: the
+// job ends at the latest one listing after its last original conversation
+// went. A conversation of the user that got a new message during the job has
+// a new UpdateTime and counts as newer (ZEGO keeps only the latest).
 package job
 
 import (
@@ -28,8 +48,10 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/zim-deleteconv/zim-deleteconv/internal/logctx"
 	"github.com/zim-deleteconv/zim-deleteconv/internal/outcome"
 	"github.com/zim-deleteconv/zim-deleteconv/internal/request"
 	"github.com/zim-deleteconv/zim-deleteconv/pkg/zim"
@@ -101,6 +123,11 @@ type Params struct {
 	// starts, as soon as it has made progress: an API invocation hands the
 	// job to the queue early instead of holding its instance to the deadline.
 	Budget time.Duration
+	// JobID names a new job (a Request without Continuation); empty: Run
+	// makes one (NewID).
+	JobID string
+	// StartedAt is a new job's start; zero: now.
+	StartedAt time.Time
 }
 
 // Result is how a run ended.
@@ -114,6 +141,8 @@ type Result struct {
 	// Next is the continuation to send when the run ended with work left
 	// after progress, below the round cap; nil otherwise.
 	Next *request.Continuation
+	// StartedAt is when the job's first round started.
+	StartedAt time.Time
 }
 
 // Summary is the answer to an AllConversations request.
@@ -133,13 +162,16 @@ type Summary struct {
 	// most maxFailedConvIDs of them.
 	Failed        int      `json:"Failed"`
 	FailedConvIDs []string `json:"FailedConvIds,omitempty"`
+	// Left counts the conversations newer than the job's cutoff that a
+	// complete job left (see the package documentation); absent when none.
+	Left int `json:"Left,omitempty"`
 }
 
 // errUnfinished ends a run whose time was up with conversations left.
 var errUnfinished = errors.New("the run's time was up before every conversation was tried: the job is not finished")
 
-// errRoundCap ends a job that reached request.MaxRounds with work left.
-var errRoundCap = fmt.Errorf("the job reached its cap of %d rounds with conversations left; send the request again to start a new job", request.MaxRounds)
+// ErrRoundCap ends a job that reached request.MaxRounds with work left.
+var ErrRoundCap = fmt.Errorf("the job reached its cap of %d rounds with conversations left; send the request again to start a new job", request.MaxRounds)
 
 // jobError says how a run ended when some conversations could not be deleted.
 type jobError struct {
@@ -172,6 +204,9 @@ type run struct {
 	user string
 	prev request.Continuation // the job's state before this run (Round is this run's)
 
+	// failLogs counts the failed conversations logged so far (capped at info).
+	failLogs atomic.Int32
+
 	// stopDispatch ends the dispatching of new deletions (not the calls in flight).
 	stopDispatch context.CancelFunc
 
@@ -190,6 +225,8 @@ type run struct {
 	overBudget  bool  // Params.Budget passed
 	listErr     error
 	listResp    *zim.Response
+	cutoff      int64 // the job's bound in UpdateTime, Unix ms (0 until known)
+	left        int   // newer conversations the final listing showed, untouched
 }
 
 func (r *run) progress() bool { return r.deleted+r.already > 0 }
@@ -204,13 +241,22 @@ func (j *Job) Run(ctx context.Context, p Params) Result {
 	if c := p.Request.Continuation; c != nil {
 		r.prev = *c
 	} else {
-		r.prev = request.Continuation{JobID: newJobID(), Round: 1, StartedAt: start.UTC()}
+		id, started := p.JobID, p.StartedAt
+		if id == "" {
+			id = NewID()
+		}
+		if started.IsZero() {
+			started = start
+		}
+		r.prev = request.Continuation{JobID: id, Round: 1, StartedAt: started.UTC()}
 	}
+	r.cutoff = r.prev.Cutoff
 	log := j.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	r.log = log.With(slog.String("jobId", r.prev.JobID), slog.Int("round", r.prev.Round))
+	ctx = logctx.With(ctx, slog.String("jobId", r.prev.JobID)) // the client's lines too
 
 	// calls bounds the calls in flight; dispatch, inside it, the start of new ones.
 	var calls, dispatch context.Context
@@ -242,9 +288,11 @@ func (j *Job) Run(ctx context.Context, p Params) Result {
 	// the listing starts again from the top (what is deleted no longer shows,
 	// so older conversations move up); a page with nothing untried (all
 	// failed) moves the cursor on. A run that deletes fewer than a page lists
-	// once.
+	// once. Conversations newer than the cutoff are deleted only beside the
+	// job's own (see "The bound on new conversations").
 	tried := map[convKey]bool{}
 	var next int64
+	passNewer := 0 // newer conversations this listing pass showed and left
 	for pages := 0; !r.stopped(); {
 		if dispatch.Err() != nil {
 			r.cut = true
@@ -266,27 +314,70 @@ func (j *Job) Run(ctx context.Context, p Params) Result {
 			break
 		}
 		r.listed()
-		var todo []zim.Conversation
-		for _, c := range page.List {
-			if k := (convKey{c.ConvID, c.ConvType}); !tried[k] {
-				tried[k] = true
-				todo = append(todo, c)
-			}
+		if r.cutoff == 0 {
+			r.cutoff = j.firstCutoff(dispatch, r, page)
 		}
-		if len(todo) > 0 {
+		if next == 0 {
+			passNewer = 0
+		}
+		var todo []zim.Conversation
+		own := false
+		for _, c := range page.List {
+			if tried[convKey{c.ConvID, c.ConvType}] {
+				continue
+			}
+			own = own || c.UpdateTime <= r.cutoff
+			todo = append(todo, c)
+		}
+		// More than the visible 1000: the hidden ones are older than every
+		// visible one, so they may be the job's own.
+		hidden := page.TotalCount > maxVisibleConversations
+		if len(todo) > 0 && (own || hidden) {
+			for _, c := range todo {
+				tried[convKey{c.ConvID, c.ConvType}] = true
+			}
 			j.deleteEach(r, calls, dispatch, todo)
 			next, pages = 0, 0
 			continue
 		}
+		passNewer += len(todo)
 		// Past the latest 1000, ZEGO shows nothing; the bound guards against
 		// a cursor that never ends.
 		pages++
 		if page.Next == 0 || page.Next == next || len(page.List) == 0 || pages >= maxVisibleConversations/listPageSize+1 {
+			r.mu.Lock()
+			r.left = passNewer
+			r.mu.Unlock()
 			break
 		}
 		next = page.Next
 	}
 	return r.result()
+}
+
+// firstCutoff is the job's cutoff, set from its first listing: the later of
+// its start and the newest UpdateTime ZEGO shows now. The list is in
+// ascending UpdateTime, so the newest is on the last visible page: it is
+// listed too (one more call for a user with more than a page). If that
+// listing fails, the first page's newest serves.
+func (j *Job) firstCutoff(ctx context.Context, r *run, first *zim.ConversationList) int64 {
+	cutoff := r.prev.StartedAt.UnixMilli()
+	page, next := first, int64(0)
+	for range maxVisibleConversations / listPageSize {
+		for _, c := range page.List {
+			cutoff = max(cutoff, c.UpdateTime)
+		}
+		if page.Next == 0 || page.Next == next || len(page.List) == 0 {
+			break
+		}
+		next = page.Next
+		var err error
+		if page, err = j.ZIM.QueryConversationList(ctx, r.user, listPageSize, next); err != nil {
+			r.log.Warn("listing the job's newest conversations failed; the cutoff is the first page's newest", "error", outcome.Describe(err))
+			break
+		}
+	}
+	return cutoff
 }
 
 // stopped reports whether the run must end for another reason than time.
@@ -345,7 +436,13 @@ func (r *run) done(ctx context.Context, c zim.Conversation, o outcome.Outcome, r
 			// valid, the job failed in part upstream.
 			o = outcome.UpstreamError
 		}
-		r.log.Debug("conversation not deleted", "fromUserId", r.user, "convId", c.ConvID, "convType", int(c.ConvType),
+		// At info for the first maxFailedConvIDs of a run (an operator sees
+		// which and why without debug logs), at debug after that.
+		level := slog.LevelInfo
+		if r.failLogs.Add(1) > maxFailedConvIDs {
+			level = slog.LevelDebug
+		}
+		r.log.Log(ctx, level, "conversation not deleted", "fromUserId", r.user, "convId", c.ConvID, "convType", int(c.ConvType),
 			"outcome", o, "error", outcome.Describe(err))
 	}
 	r.mu.Lock()
@@ -401,7 +498,7 @@ func (r *run) result() Result {
 		Deleted: r.prev.Deleted + r.deleted, AlreadyDeleted: r.prev.AlreadyDeleted + r.already,
 		Failed: r.failed, FailedConvIDs: r.failedIDs,
 	}
-	res := Result{Summary: sum, Resp: r.listResp}
+	res := Result{Summary: sum, Resp: r.listResp, StartedAt: r.prev.StartedAt}
 	end := func(o outcome.Outcome, err error) Result {
 		sum.Outcome, res.Outcome, res.Err = o, o, err
 		return res
@@ -425,9 +522,9 @@ func (r *run) result() Result {
 			err = &jobError{sum: sum, last: r.listErr}
 		}
 	default:
-		sum.Complete = true
+		sum.Complete, sum.Left = true, r.left
 		r.log.Info("job complete", "fromUserId", r.user, "rounds", r.prev.Round, "deleted", sum.Deleted,
-			"alreadyDeleted", sum.AlreadyDeleted, "startedAt", r.prev.StartedAt.Format(time.RFC3339Nano),
+			"alreadyDeleted", sum.AlreadyDeleted, "left", r.left, "cutoff", r.cutoff, "startedAt", r.prev.StartedAt.Format(time.RFC3339Nano),
 			"durationMs", outcome.Millis(time.Since(r.prev.StartedAt)))
 		return end(outcome.Deleted, nil)
 	}
@@ -441,15 +538,15 @@ func (r *run) result() Result {
 		r.log.Error("job stopped at its round cap", "fromUserId", r.user, "maxRounds", request.MaxRounds,
 			"deleted", sum.Deleted, "alreadyDeleted", sum.AlreadyDeleted, "startedAt", r.prev.StartedAt.Format(time.RFC3339Nano))
 		r.count(outcome.Timeout, nil)
-		return end(outcome.Timeout, errRoundCap)
+		return end(outcome.Timeout, ErrRoundCap)
 	}
 	res.Next = &request.Continuation{JobID: r.prev.JobID, Round: r.prev.Round + 1, Deleted: sum.Deleted,
-		AlreadyDeleted: sum.AlreadyDeleted, StartedAt: r.prev.StartedAt}
+		AlreadyDeleted: sum.AlreadyDeleted, StartedAt: r.prev.StartedAt, Cutoff: r.cutoff}
 	return end(o, err)
 }
 
-// newJobID is 16 random bytes in hex.
-func newJobID() string {
+// NewID is a new job id: 16 random bytes in hex.
+func NewID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
 	return hex.EncodeToString(b[:])

@@ -225,6 +225,7 @@ func TestRunStuckJobStopsAfterBoundedFailures(t *testing.T) {
 		j := f.job()
 		for run := range 3 { // as the queue would deliver it again
 			f.srv.ResetRequests()
+			before := len(f.lines(t, "conversation not deleted"))
 			r := j.Run(t.Context(), all("erin"))
 			if r.Outcome != outcome.UpstreamError || r.Next != nil || r.Summary.Failed < maxFailuresWithoutProgress {
 				t.Fatalf("run %d: result %+v, summary %+v", run, r, r.Summary)
@@ -234,6 +235,16 @@ func TestRunStuckJobStopsAfterBoundedFailures(t *testing.T) {
 			}
 			if len(r.Summary.FailedConvIDs) != maxFailedConvIDs || !strings.Contains(r.Err.Error(), fmt.Sprintf("and %d more", r.Summary.Failed-maxFailedConvIDs)) {
 				t.Fatalf("run %d: %d FailedConvIds, error %q", run, len(r.Summary.FailedConvIDs), r.Err)
+			}
+			// Each failed conversation is logged, the first maxFailedConvIDs at info.
+			lines, info := f.lines(t, "conversation not deleted")[before:], 0
+			for _, l := range lines {
+				if l["level"] == "INFO" {
+					info++
+				}
+			}
+			if len(lines) != r.Summary.Failed || info != maxFailedConvIDs {
+				t.Fatalf("run %d: %d failed, %d lines of them, %d at info, want every one and %d at info", run, r.Summary.Failed, len(lines), info, maxFailedConvIDs)
 			}
 		}
 	})
@@ -314,7 +325,7 @@ func TestRunRoundCap(t *testing.T) {
 			t.Fatalf("round %d: next %+v", request.MaxRounds-1, r.Next)
 		}
 		r = j.Run(deadline(t, 2*time.Second), next(request.MaxRounds))
-		if r.Next != nil || r.Outcome != outcome.Timeout || !errors.Is(r.Err, errRoundCap) || r.Summary.Deleted <= 5 {
+		if r.Next != nil || r.Outcome != outcome.Timeout || !errors.Is(r.Err, ErrRoundCap) || r.Summary.Deleted <= 5 {
 			t.Fatalf("round %d: %+v %+v", request.MaxRounds, r, r.Summary)
 		}
 		capped := f.lines(t, "job stopped at its round cap")

@@ -19,10 +19,41 @@ type Metrics struct {
 	mu  sync.Mutex
 	w   io.Writer
 	now func() time.Time
+	// function is the FunctionName dimension: without it the ApiFunction,
+	// the QueueFunction and a second stack in the account share one series.
+	function string
+}
+
+// MetricsOption configures Metrics.
+type MetricsOption func(*Metrics)
+
+// WithFunctionName adds the FunctionName dimension (AWS_LAMBDA_FUNCTION_NAME)
+// to every metric: the outcome lines are dimensioned by [FunctionName,
+// Outcome], the StaleSecretServed line by [FunctionName]. Without it (""),
+// they have only the Outcome dimension and none, as CloudWatch refuses an
+// empty dimension value.
+func WithFunctionName(name string) MetricsOption {
+	return func(m *Metrics) { m.function = name }
 }
 
 // NewMetrics writes EMF lines to w (standard output in Lambda).
-func NewMetrics(w io.Writer) *Metrics { return &Metrics{w: w, now: time.Now} }
+func NewMetrics(w io.Writer, opts ...MetricsOption) *Metrics {
+	m := &Metrics{w: w, now: time.Now}
+	for _, o := range opts {
+		o(m)
+	}
+	return m
+}
+
+// dimensions is the one dimension set of the function's lines: FunctionName
+// (when known) and then names, whose values the line carries at its root.
+func (m *Metrics) dimensions(names ...string) [][]string {
+	set := make([]string, 0, 1+len(names))
+	if m.function != "" {
+		set = append(set, "FunctionName")
+	}
+	return [][]string{append(set, names...)}
+}
 
 // Counts gathers one invocation's outcomes; safe for concurrent use.
 type Counts struct {
@@ -61,10 +92,11 @@ type emfMeta struct {
 }
 
 type emfLine struct {
-	AWS         emfMeta   `json:"_aws"`
-	Outcome     Outcome   `json:"Outcome"`
-	Requests    int       `json:"Requests,omitempty"`
-	ZegoLatency []float64 `json:"ZegoLatency,omitempty"`
+	AWS          emfMeta   `json:"_aws"`
+	FunctionName string    `json:"FunctionName,omitempty"`
+	Outcome      Outcome   `json:"Outcome"`
+	Requests     int       `json:"Requests,omitempty"`
+	ZegoLatency  []float64 `json:"ZegoLatency,omitempty"`
 }
 
 // maxEMFValues is how many values CloudWatch takes in one metric's array; a
@@ -90,7 +122,7 @@ func (m *Metrics) Flush(c *Counts) {
 	for _, o := range outcomes {
 		lat := c.latencyMs[o]
 		for first := true; first || len(lat) > 0; first = false {
-			l := emfLine{Outcome: o, ZegoLatency: lat[:min(len(lat), maxEMFValues)]}
+			l := emfLine{FunctionName: m.function, Outcome: o, ZegoLatency: lat[:min(len(lat), maxEMFValues)]}
 			lat = lat[len(l.ZegoLatency):]
 			var metrics []emfMetric
 			if first {
@@ -101,7 +133,7 @@ func (m *Metrics) Flush(c *Counts) {
 				metrics = append(metrics, emfMetric{Name: "ZegoLatency", Unit: "Milliseconds"})
 			}
 			l.AWS = emfMeta{Timestamp: ts, CloudWatchMetrics: []emfDirective{{
-				Namespace: MetricsNamespace, Dimensions: [][]string{{"Outcome"}}, Metrics: metrics,
+				Namespace: MetricsNamespace, Dimensions: m.dimensions("Outcome"), Metrics: metrics,
 			}}}
 			b, _ := json.Marshal(l) // plain values: cannot fail
 			lines = append(lines, append(b, '\n'))
@@ -124,22 +156,69 @@ func Millis(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 // TTL because Secrets Manager could not be reached (the secret cache's grace).
 const StaleSecretMetric = "StaleSecretServed"
 
-type emfCountLine struct {
-	AWS   emfMeta `json:"_aws"`
-	Count int     `json:"StaleSecretServed"`
-}
-
 // FlushStale writes one line counting n calls served with stale credentials;
 // nothing when n is 0, so a healthy function writes no such line.
-func (m *Metrics) FlushStale(n int) {
+func (m *Metrics) FlushStale(n int) { m.flushCount(StaleSecretMetric, n) }
+
+// BudgetTableErrorsMetric counts the shared rate budget's failed table calls
+// (throttled, an error, too slow): while they last, the instance keeps to its floor.
+const BudgetTableErrorsMetric = "BudgetTableErrors"
+
+// FlushBudgetErrors writes one line counting n failed budget table calls;
+// nothing when n is 0.
+func (m *Metrics) FlushBudgetErrors(n int) { m.flushCount(BudgetTableErrorsMetric, n) }
+
+// flushCount writes one line with metric = n, dimensioned by FunctionName
+// only; nothing when n is 0.
+func (m *Metrics) flushCount(metric string, n int) {
 	if m == nil || n <= 0 {
 		return
 	}
-	l := emfCountLine{Count: n, AWS: emfMeta{Timestamp: m.now().UnixMilli(), CloudWatchMetrics: []emfDirective{{
-		Namespace: MetricsNamespace, Dimensions: [][]string{{}}, Metrics: []emfMetric{{Name: StaleSecretMetric, Unit: "Count"}},
+	l := map[string]any{metric: n, "_aws": emfMeta{Timestamp: m.now().UnixMilli(), CloudWatchMetrics: []emfDirective{{
+		Namespace: MetricsNamespace, Dimensions: m.dimensions(), Metrics: []emfMetric{{Name: metric, Unit: "Count"}},
 	}}}}
+	if m.function != "" {
+		l["FunctionName"] = m.function
+	}
 	b, _ := json.Marshal(l) // plain values: cannot fail
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	_, _ = m.w.Write(append(b, '\n'))
+}
+
+// BudgetWaitMetric is how long each call waited for its rate budget slot
+// (floor or pool), in milliseconds.
+const BudgetWaitMetric = "BudgetWaitMs"
+
+type emfBudgetWaitLine struct {
+	AWS          emfMeta   `json:"_aws"`
+	FunctionName string    `json:"FunctionName,omitempty"`
+	Waits        []float64 `json:"BudgetWaitMs"`
+}
+
+// FlushBudgetWaits writes the waits, up to maxEMFValues a line; nothing when
+// there are none.
+func (m *Metrics) FlushBudgetWaits(waits []time.Duration) {
+	if m == nil || len(waits) == 0 {
+		return
+	}
+	ts := m.now().UnixMilli()
+	var lines [][]byte
+	for len(waits) > 0 {
+		n := min(len(waits), maxEMFValues)
+		l := emfBudgetWaitLine{FunctionName: m.function, Waits: make([]float64, n), AWS: emfMeta{Timestamp: ts, CloudWatchMetrics: []emfDirective{{
+			Namespace: MetricsNamespace, Dimensions: m.dimensions(), Metrics: []emfMetric{{Name: BudgetWaitMetric, Unit: "Milliseconds"}},
+		}}}}
+		for i, d := range waits[:n] {
+			l.Waits[i] = Millis(d)
+		}
+		waits = waits[n:]
+		b, _ := json.Marshal(l) // plain values: cannot fail
+		lines = append(lines, append(b, '\n'))
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, b := range lines {
+		_, _ = m.w.Write(b)
+	}
 }

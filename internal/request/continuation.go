@@ -38,6 +38,11 @@ type Continuation struct {
 	AlreadyDeleted int `json:"AlreadyDeleted"`
 	// StartedAt is when round 1 started (UTC), for the job's duration.
 	StartedAt time.Time `json:"StartedAt"`
+	// Cutoff is the job's bound in ZEGO's UpdateTime (Unix milliseconds):
+	// conversations updated after it arrived during the job (see
+	// internal/job). 0 (absent, as a message written before the bound
+	// existed) lets the next round set it.
+	Cutoff int64 `json:"Cutoff,omitempty"`
 }
 
 const (
@@ -46,7 +51,12 @@ const (
 	contDeleted   = "Deleted"
 	contAlready   = "AlreadyDeleted"
 	contStartedAt = "StartedAt"
+	contCutoff    = "Cutoff"
 )
+
+// maxCutoff bounds Cutoff: Unix milliseconds of the year 5138, far past any
+// UpdateTime, and exact in a float64.
+const maxCutoff = 1 << 47
 
 // continuationMessage is the body of a continuation: the request object plus
 // the field, in the order a reader expects.
@@ -71,8 +81,8 @@ func ContinuationBody(fromUserID string, c Continuation) []byte {
 // StartedAt. Errors name the field as "Continuation.Round" and so on.
 func parseContinuation(raw json.RawMessage, now time.Time) (Continuation, error) {
 	var c Continuation
-	fields, err := object(raw, fieldCont+".", fieldCont, []string{contJobID, contRound, contDeleted, contAlready, contStartedAt},
-		"is not a known field (expected JobId, Round, Deleted, AlreadyDeleted, StartedAt)")
+	fields, err := object(raw, fieldCont+".", fieldCont, []string{contJobID, contRound, contDeleted, contAlready, contStartedAt, contCutoff},
+		"is not a known field (expected JobId, Round, Deleted, AlreadyDeleted, StartedAt, Cutoff)")
 	if err != nil {
 		return c, err
 	}
@@ -91,7 +101,7 @@ func parseContinuation(raw json.RawMessage, now time.Time) (Continuation, error)
 	if c.JobID, err = stringField(fieldCont+"."+contJobID, v); err != nil {
 		return c, err
 	}
-	if !isJobID(c.JobID) {
+	if !ValidJobID(c.JobID) {
 		return c, invalid(fieldCont+"."+contJobID, "must be 32 lowercase hexadecimal characters")
 	}
 
@@ -130,6 +140,13 @@ func parseContinuation(raw json.RawMessage, now time.Time) (Continuation, error)
 		return c, invalid(fieldCont+"."+contStartedAt, fmt.Sprintf("must not be in the future (more than %v ahead of this clock)", maxClockSkew))
 	}
 	c.StartedAt = t
+	if v, ok := fields[contCutoff]; ok { // optional: absent in messages written before it existed
+		n, err := intField(fieldCont+"."+contCutoff, v, 1, maxCutoff)
+		if err != nil {
+			return c, err
+		}
+		c.Cutoff = int64(n)
+	}
 	return c, nil
 }
 
@@ -149,8 +166,8 @@ func intField(field string, raw json.RawMessage, lo, hi int) (int, error) {
 	return v, nil
 }
 
-// isJobID reports whether s has the form of a job id: 32 lowercase hex digits.
-func isJobID(s string) bool {
+// ValidJobID reports whether s has the form of a job id: 32 lowercase hex digits.
+func ValidJobID(s string) bool {
 	if len(s) != 32 {
 		return false
 	}

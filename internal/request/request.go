@@ -23,8 +23,10 @@ import (
 //	{"FromUserId": "<id>", "AllConversations": true}           delete all of FromUserId's conversations
 //
 // The second form may also carry a Continuation (written by the function on a
-// job's later rounds). Unknown fields, a missing field, a wrong JSON type, a
-// repeated field, trailing data, or mixing the two forms are invalid.
+// job's later rounds), in a queue record only. A direct invocation may instead
+// ask for a job's status (see ParseFrom). Unknown fields, a missing field, a
+// wrong JSON type, a repeated field, trailing data, or mixing the forms are
+// invalid.
 type Request struct {
 	FromUserID string
 	// All is the second form: every conversation of FromUserID.
@@ -33,7 +35,26 @@ type Request struct {
 	Delete zim.DeleteConvRequest
 	// Continuation is set on a job's later rounds only (see Continuation).
 	Continuation *Continuation
+	// Status is a status request (direct invocation only): of the job JobID,
+	// or, with JobID empty, of FromUserID's latest job.
+	Status bool
+	JobID  string
 }
+
+// Source is where a request came from: it decides which forms are valid.
+type Source int
+
+const (
+	// FromQueue is an SQS record: either form, and on AllConversations the
+	// Continuation the function writes when it sends a job on.
+	FromQueue Source = iota
+	// FromHTTP is an API Gateway body: either form, no Continuation (only
+	// the function writes it, and only onto its queue).
+	FromHTTP
+	// FromDirect is a direct invocation: as FromHTTP, plus the status forms
+	// {"JobId": "<id>"} and {"FromUserId": "<id>", "JobStatus": true}.
+	FromDirect
+)
 
 const (
 	fieldFromUserID = "FromUserId"
@@ -41,16 +62,42 @@ const (
 	fieldConvType   = "ConvType"
 	fieldAll        = "AllConversations"
 	fieldCont       = "Continuation"
+	fieldJobID      = "JobId"
+	fieldJobStatus  = "JobStatus"
 )
 
-// Parse decodes and validates a request object. Its errors are
+// Parse decodes and validates a request object as an SQS record carries it
+// (ParseFrom with FromQueue).
+func Parse(data []byte) (Request, error) { return ParseFrom(data, FromQueue) }
+
+// ParseFrom decodes and validates a request object from src. Its errors are
 // *zim.ValidationError naming the field and the rule.
-func Parse(data []byte) (Request, error) {
+func ParseFrom(data []byte, src Source) (Request, error) {
 	var req Request
-	fields, err := object(data, "", "request", []string{fieldFromUserID, fieldConvID, fieldConvType, fieldAll, fieldCont},
+	fields, err := object(data, "", "request", []string{fieldFromUserID, fieldConvID, fieldConvType, fieldAll, fieldCont, fieldJobID, fieldJobStatus},
 		"is not a known field (expected FromUserId, ConvId, ConvType, or FromUserId with AllConversations)")
 	if err != nil {
 		return req, err
+	}
+	if _, ok := fields[fieldCont]; ok && src != FromQueue {
+		// A caller could otherwise claim a round of someone's job, or set its counts.
+		return req, invalid(fieldCont, "is written by the function onto its job queue only; send {\"FromUserId\", \"AllConversations\": true} to start or join a job")
+	}
+	_, byID := fields[fieldJobID]
+	_, byUser := fields[fieldJobStatus]
+	if byID || byUser {
+		if src != FromDirect {
+			f := fieldJobID
+			if !byID {
+				f = fieldJobStatus
+			}
+			rule := "is only valid in a direct invocation's status request"
+			if src == FromHTTP {
+				rule = "is not a field of the delete request; ask for a job's status with GET /conversations/jobs/{jobId} or GET /conversations/jobs?FromUserId=<id>"
+			}
+			return req, invalid(f, rule)
+		}
+		return parseStatus(fields, byID)
 	}
 
 	raw, ok := fields[fieldFromUserID]
@@ -114,6 +161,48 @@ func Parse(data []byte) (Request, error) {
 	}
 	req.Delete = zim.DeleteConvRequest{FromUserID: req.FromUserID, ConvID: convID, ConvType: zim.ConvType(ct)}
 	return req, req.Delete.Validate()
+}
+
+// parseStatus reads a status request: {"JobId"} alone, or FromUserId with
+// "JobStatus": true.
+func parseStatus(fields map[string]json.RawMessage, byID bool) (Request, error) {
+	req := Request{Status: true}
+	for _, f := range []string{fieldConvID, fieldConvType, fieldAll} {
+		if _, ok := fields[f]; ok {
+			return req, invalid(f, "must not be combined with a status request (JobId or JobStatus)")
+		}
+	}
+	if byID {
+		for _, f := range []string{fieldFromUserID, fieldJobStatus} {
+			if _, ok := fields[f]; ok {
+				return req, invalid(f, "must not be combined with JobId (the job id alone names the job)")
+			}
+		}
+		id, err := stringField(fieldJobID, fields[fieldJobID])
+		if err != nil {
+			return req, err
+		}
+		if !ValidJobID(id) {
+			return req, invalid(fieldJobID, "must be 32 lowercase hexadecimal characters")
+		}
+		req.JobID = id
+		return req, nil
+	}
+	var on bool
+	if raw := fields[fieldJobStatus]; json.Unmarshal(raw, &on) != nil || isNull(raw) {
+		return req, invalid(fieldJobStatus, "must be the JSON boolean true")
+	} else if !on {
+		return req, invalid(fieldJobStatus, "must be true (it asks for FromUserId's latest job)")
+	}
+	raw, ok := fields[fieldFromUserID]
+	if !ok {
+		return req, invalid(fieldFromUserID, "is required with JobStatus")
+	}
+	var err error
+	if req.FromUserID, err = stringField(fieldFromUserID, raw); err != nil {
+		return req, err
+	}
+	return req, zim.ValidateID(fieldFromUserID, req.FromUserID)
 }
 
 // object decodes data as one JSON object with no repeated and no unknown

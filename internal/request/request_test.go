@@ -102,7 +102,7 @@ func FuzzParseRequest(f *testing.F) {
 				t.Fatalf("accepted an invalid FromUserId %q", req.FromUserID)
 			}
 			if c := req.Continuation; c != nil {
-				if !isJobID(c.JobID) || c.Round < 2 || c.Round > MaxRounds || c.Deleted < 0 || c.Deleted > maxCount ||
+				if !ValidJobID(c.JobID) || c.Round < 2 || c.Round > MaxRounds || c.Deleted < 0 || c.Deleted > maxCount ||
 					c.AlreadyDeleted < 0 || c.AlreadyDeleted > maxCount || c.StartedAt.Location() != time.UTC {
 					t.Fatalf("accepted an invalid continuation %+v", c)
 				}

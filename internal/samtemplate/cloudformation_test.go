@@ -35,6 +35,8 @@ var noValue = noValueType{}
 type resource struct {
 	Type       string
 	Properties map[string]any
+	// DeletionPolicy and UpdateReplacePolicy as written; empty means CloudFormation's default (Delete).
+	DeletionPolicy, UpdateReplacePolicy string
 }
 
 // stack is a transformed template deployed with one parameter set.
@@ -101,7 +103,8 @@ func deploy(tmpl map[string]any, given map[string]string) (*stack, error) {
 				return nil, fmt.Errorf("resource %s: %w", id, err)
 			}
 			p, _ := props.(map[string]any)
-			s.Resources[id] = resource{Type: fmt.Sprint(r["Type"]), Properties: p}
+			s.Resources[id] = resource{Type: fmt.Sprint(r["Type"]), Properties: p,
+				DeletionPolicy: scalar(r["DeletionPolicy"]), UpdateReplacePolicy: scalar(r["UpdateReplacePolicy"])}
 		}
 	}
 	return s, nil
@@ -136,6 +139,12 @@ func parameterValues(defs map[string]any, given map[string]string) (map[string]s
 			if !re.MatchString(v) {
 				return nil, &refusedError{fmt.Sprintf("parameter %s=%q does not match its AllowedPattern", name, v)}
 			}
+		}
+		if n := def["MaxLength"]; n != nil && float64(len(v)) > number(n) {
+			return nil, &refusedError{fmt.Sprintf("parameter %s=%q is longer than its MaxLength", name, v)}
+		}
+		if n := def["MinLength"]; n != nil && float64(len(v)) < number(n) {
+			return nil, &refusedError{fmt.Sprintf("parameter %s=%q is shorter than its MinLength", name, v)}
 		}
 		if def["Type"] == "Number" {
 			n, err := strconv.ParseFloat(v, 64)

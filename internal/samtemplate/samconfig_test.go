@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -87,8 +88,9 @@ func TestSamconfigDeploysTheTemplate(t *testing.T) {
 
 // TestSamLocalEnvVars checks the env-vars file samconfig.toml gives sam local invoke and sam local start-api. SAM
 // reads it per function logical id and silently ignores a variable the template does not declare for that
-// function. The functions must start with it: sam local resolves neither the secret parameter (no default) nor Ref
-// Queue (a resource), so the file sets both, and its settings must pass the function's own configuration checks.
+// function. The functions must start with it: sam local resolves neither the secret parameter (no default) nor a
+// Ref to a resource (the queues, the state table: it passes the logical id), so the file sets each of them, and its
+// settings must pass the function's own configuration checks.
 func TestSamLocalEnvVars(t *testing.T) {
 	t.Parallel()
 	cmds := readSamconfig(t)
@@ -119,7 +121,16 @@ func TestSamLocalEnvVars(t *testing.T) {
 				t.Errorf("%s sets %s.%s, which the template does not declare for %s: sam local ignores it", file, id, name, id)
 			}
 		}
-		for _, name := range []string{"ZEGO_SECRET_ID", "ZEGO_JOB_QUEUE_URL"} {
+		unresolved := []string{"ZEGO_SECRET_ID"}
+		for name, v := range env {
+			if strings.HasPrefix(scalar(v), "{Ref:") || strings.HasPrefix(scalar(v), "{GetAtt:") {
+				unresolved = append(unresolved, name)
+			}
+		}
+		if !slices.Contains(unresolved, "ZEGO_STATE_TABLE") || !slices.Contains(unresolved, "ZEGO_JOB_QUEUE_URL") {
+			t.Errorf("%s: the state table and the job queue are no resource Refs (%v): the check proves nothing", id, unresolved)
+		}
+		for _, name := range unresolved {
 			if _, ok := vars[name]; !ok {
 				t.Errorf("%s does not set %s.%s, which sam local cannot resolve", file, id, name)
 			}
@@ -138,9 +149,11 @@ func TestSamLocalEnvVars(t *testing.T) {
 			t.Errorf("%s has an entry %q, which is no function of the template", file, id)
 		}
 	}
-	// What `make stack` writes for the local ZIM server and Secrets Manager must reach both functions too.
+	// What `make stack` writes for the local ZIM server, Secrets Manager, SQS and DynamoDB (the state table) must
+	// reach both functions too.
 	for id, fn := range map[string]resource{apiFunctionID: api, queueFunctionID: queue} {
-		for _, name := range []string{"ZEGO_API_URL", "ZEGO_RATE_LIMIT", "AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_ENDPOINT_URL_SQS"} {
+		for _, name := range []string{"ZEGO_API_URL", "ZEGO_STATE_TABLE", "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+			"AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL_DYNAMODB"} {
 			if _, declared := environment(fn)[name]; !declared {
 				t.Errorf("%s does not declare %s: an env-vars file could not set it for sam local", id, name)
 			}

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -39,9 +38,19 @@ const (
 	roundReserve      = 1.0
 )
 
-// contractEnv is every environment variable the function contract defines that the template may set.
-var contractEnv = []string{"ZEGO_SECRET_ID", "ZEGO_API_URL", "ZEGO_RATE_LIMIT", "ZEGO_JOB_QUEUE_URL",
-	"ZEGO_SECRET_TTL", "LOG_LEVEL", "ZEGO_CALLER_CLAIM", "AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_ENDPOINT_URL_SQS"}
+// contractEnv is every environment variable the function contract and the shared design define that the template
+// may set. ZEGO_RATE_LIMIT is not among them: it is the static rate of a function without the state table.
+var contractEnv = []string{"ZEGO_SECRET_ID", "ZEGO_API_URL", "ZEGO_JOB_QUEUE_URL", "ZEGO_SECRET_TTL", "LOG_LEVEL",
+	"ZEGO_CALLER_CLAIM", "ZEGO_STATE_TABLE", "ZEGO_RATE_BUDGET", "ZEGO_RATE_FLOOR", "ZEGO_RATE_FLOOR_TOTAL",
+	"ZEGO_DEAD_LETTER_QUEUE_URL", "ZEGO_BACKOFF_BASE", "ZEGO_BACKOFF_MAX",
+	"AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL_DYNAMODB"}
+
+// perFunctionEnv is what each function sets for itself: its rate floor, and the queue's own settings. Everything
+// else is the same for both (one bootstrap serves every trigger).
+var perFunctionEnv = map[string][]string{
+	apiFunctionID:   {"ZEGO_RATE_FLOOR"},
+	queueFunctionID: {"ZEGO_RATE_FLOOR", "ZEGO_DEAD_LETTER_QUEUE_URL", "ZEGO_BACKOFF_BASE", "ZEGO_BACKOFF_MAX"},
+}
 
 // TestSamBuildTargets runs what sam build runs for each function (BuildMethod makefile: make build-<LogicalId> with
 // ARTIFACTS_DIR set) and checks that it writes an arm64 Linux bootstrap there.
@@ -89,6 +98,14 @@ func TestFunctions(t *testing.T) {
 	forEachMode(t, func(t *testing.T, c modeCase, s *stack) {
 		api, queue := functions(t, s)
 		queueID := consumedQueue(t, s)
+		tableID, dlqID := stateTable(t, s), deadLetterQueue(t, s)
+		// Per function: the budget's floor (1/s of its own for each ApiFunction instance, none for the queue's),
+		// and the queue's dead-letter queue and backoff.
+		own := map[string]map[string]string{
+			apiFunctionID: {"ZEGO_RATE_FLOOR": "1"},
+			queueFunctionID: {"ZEGO_RATE_FLOOR": "0", "ZEGO_DEAD_LETTER_QUEUE_URL": "{Ref:" + dlqID + "}",
+				"ZEGO_BACKOFF_BASE": s.Params["BackoffBase"], "ZEGO_BACKOFF_MAX": s.Params["BackoffMax"]},
+		}
 		for id, fn := range map[string]resource{apiFunctionID: api, queueFunctionID: queue} {
 			for prop, want := range map[string]any{"Runtime": "provided.al2023", "Handler": "bootstrap",
 				"Architectures": []any{"arm64"}} {
@@ -112,23 +129,40 @@ func TestFunctions(t *testing.T) {
 					t.Errorf("%s: environment variable %s is not in the function contract", id, name)
 				}
 			}
-			for name, want := range map[string]string{"ZEGO_SECRET_ID": testSecretArn, "ZEGO_API_URL": "https://zim-api.zego.im",
-				"ZEGO_SECRET_TTL": "5m", "LOG_LEVEL": "info", "ZEGO_JOB_QUEUE_URL": "{Ref:" + queueID + "}"} {
+			want := map[string]string{"ZEGO_SECRET_ID": testSecretArn, "ZEGO_API_URL": "https://zim-api.zego.im",
+				"ZEGO_SECRET_TTL": "5m", "LOG_LEVEL": "info", "ZEGO_JOB_QUEUE_URL": "{Ref:" + queueID + "}",
+				// The shared budget: the table, the whole stack's budget, and the sum of every instance's floor,
+				// ApiConcurrency x 1 + 2 x 0 (TestRateBudget).
+				"ZEGO_STATE_TABLE": "{Ref:" + tableID + "}", "ZEGO_RATE_BUDGET": s.Params["RateBudget"],
+				"ZEGO_RATE_FLOOR_TOTAL": s.Params["ApiConcurrency"],
+				// Declared empty, for sam local's env-vars file.
+				"AWS_ENDPOINT_URL_SECRETS_MANAGER": "", "AWS_ENDPOINT_URL_SQS": "", "AWS_ENDPOINT_URL_DYNAMODB": ""}
+			maps.Copy(want, own[id])
+			for name, want := range want {
 				if got, ok := env[name]; !ok || scalar(got) != want {
 					t.Errorf("%s: %s = %v (set: %t), want %q", id, name, got, ok, want)
 				}
+			}
+			// With the table, ZEGO_RATE_LIMIT would be ignored, and without it a static rate per instance could
+			// not add up to RateBudget: the template sets no static rate.
+			if v, ok := env["ZEGO_RATE_LIMIT"]; ok {
+				t.Errorf("%s: ZEGO_RATE_LIMIT = %v; the template sets the shared budget instead", id, v)
 			}
 			// In IAM mode an empty or missing claim must leave callers unchecked against a JWT claim.
 			if got := scalar(env["ZEGO_CALLER_CLAIM"]); got != c.params["JwtCallerClaim"] {
 				t.Errorf("%s: ZEGO_CALLER_CLAIM %q, want %q", id, got, c.params["JwtCallerClaim"])
 			}
 		}
-		// One bootstrap for every trigger: which function it runs as changes only its rate share.
+		// One bootstrap for every trigger: which function it runs as changes only its floor and the queue's own
+		// settings.
 		apiEnv, queueEnv := environment(api), environment(queue)
-		delete(apiEnv, "ZEGO_RATE_LIMIT")
-		delete(queueEnv, "ZEGO_RATE_LIMIT")
+		for id, env := range map[string]map[string]any{apiFunctionID: apiEnv, queueFunctionID: queueEnv} {
+			for _, name := range perFunctionEnv[id] {
+				delete(env, name)
+			}
+		}
 		if !maps.EqualFunc(apiEnv, queueEnv, func(a, b any) bool { return scalar(a) == scalar(b) }) {
-			t.Errorf("the functions' environments differ in more than ZEGO_RATE_LIMIT:\n%v\n%v", apiEnv, queueEnv)
+			t.Errorf("the functions' environments differ in more than %v:\n%v\n%v", perFunctionEnv, apiEnv, queueEnv)
 		}
 		if asMap(api.Properties["LoggingConfig"])["LogGroup"] == asMap(queue.Properties["LoggingConfig"])["LogGroup"] {
 			t.Errorf("both functions log to %v: give each its own log group", asMap(api.Properties["LoggingConfig"])["LogGroup"])
@@ -196,9 +230,18 @@ func TestQueue(t *testing.T) {
 		if v, ok := q["MessageRetentionPeriod"]; ok {
 			queueRetention = number(v)
 		}
-		if number(dlq["MessageRetentionPeriod"]) != 1209600 || !(queueRetention < 1209600) {
-			t.Errorf("retention: queue %v, dead-letter queue %v; want 14 days for the dead-letter queue and less for the "+
-				"queue (a redriven message keeps its enqueue time and would expire at once)", queueRetention, dlq["MessageRetentionPeriod"])
+		// The queue keeps messages as long as SQS allows (14 days): a failing record's receives, MaxReceiveCount
+		// x up to BackoffMax, must end in the dead-letter queue before it expires here, for every setting an
+		// operator may choose (TestBackoffOutlastsAnOutage checks the defaults' 15 hours).
+		if queueRetention != 1209600 {
+			t.Errorf("queue MessageRetentionPeriod %v, want SQS's longest, 14 days (1209600 s): a record that is still "+
+				"backing off when it expires is dropped without reaching the dead-letter queue", queueRetention)
+		}
+		// A moved message keeps its enqueue time: the dead-letter queue must keep it at least as long as the
+		// queue would have (TestBackoffOutlastsAnOutage checks what is left after the move).
+		if dlqRetention := number(dlq["MessageRetentionPeriod"]); dlqRetention != 1209600 || !(queueRetention <= dlqRetention) {
+			t.Errorf("retention: queue %v, dead-letter queue %v; want 14 days for the dead-letter queue and no more for the "+
+				"queue (a moved message keeps its enqueue time)", queueRetention, dlq["MessageRetentionPeriod"])
 		}
 		for _, id := range s.ofType("AWS::SQS::Queue") {
 			if p := s.Resources[id].Properties; p["SqsManagedSseEnabled"] != true && p["KmsMasterKeyId"] == nil {
@@ -319,16 +362,80 @@ func TestHTTPAPI(t *testing.T) {
 			}
 		}
 
-		// API Gateway may invoke the ApiFunction for this path only.
+		// The job status routes (issue 18): GET only, authorised exactly like the delete route, through the same
+		// integration (the ApiFunction's alias).
+		del := routes["ANY /conversations/delete"]
+		for _, key := range jobRoutes {
+			r, ok := routes[key]
+			if !ok {
+				t.Errorf("no route %s: job status would be API Gateway's 404", key)
+				continue
+			}
+			for _, prop := range []string{"AuthorizationType", "AuthorizerId", "Target", "AuthorizationScopes"} {
+				if fmt.Sprint(r[prop]) != fmt.Sprint(del[prop]) {
+					t.Errorf("route %s: %s %v, the delete route's %v: want the same authorisation and integration", key, prop, r[prop], del[prop])
+				}
+			}
+		}
+		for key, r := range routes {
+			target, _ := r["Target"].(string)
+			integration := s.Resources[refOf(t, s, "route Target", strings.TrimPrefix(target, "integrations/"), "AWS::ApiGatewayV2::Integration")].Properties
+			if integration["IntegrationType"] != "AWS_PROXY" || integration["PayloadFormatVersion"] != "2.0" || !invokesAPIFunction(s, integration["IntegrationUri"]) {
+				t.Errorf("route %s goes to %v, want AWS_PROXY to %s with payload 2.0", key, integration, apiFunctionID)
+			}
+		}
+
+		// API Gateway may invoke the ApiFunction for these routes only: every route's calls are allowed, and no
+		// other path's or method's.
+		var sourceArns []string
 		for _, id := range s.ofType("AWS::Lambda::Permission") {
 			p := s.Resources[id].Properties
-			if src, _ := p["SourceArn"].(string); p["Principal"] != "apigateway.amazonaws.com" || !invokesAPIFunction(s, p["FunctionName"]) ||
-				!strings.Contains(src, "{Ref:"+apis[0]+"}/") || !strings.HasSuffix(src, "/conversations/delete") {
-				t.Errorf("permission %s lets %v invoke %v from %v; want API Gateway, %s, this API's /conversations/delete",
-					id, p["Principal"], p["FunctionName"], p["SourceArn"], apiFunctionID)
+			src, _ := p["SourceArn"].(string)
+			if p["Principal"] != "apigateway.amazonaws.com" || !invokesAPIFunction(s, p["FunctionName"]) ||
+				!strings.HasPrefix(src, "arn:aws:execute-api:us-east-1:123456789012:{Ref:"+apis[0]+"}/") {
+				t.Errorf("permission %s lets %v invoke %v from %v; want API Gateway, %s, this API", id, p["Principal"],
+					p["FunctionName"], p["SourceArn"], apiFunctionID)
+			}
+			sourceArns = append(sourceArns, src)
+		}
+		call := func(method, path string) string {
+			return "arn:aws:execute-api:us-east-1:123456789012:{Ref:" + apis[0] + "}/$default/" + method + path
+		}
+		allowed := func(arn string) bool {
+			return slices.ContainsFunc(sourceArns, func(pattern string) bool { return arnLike(pattern, arn) })
+		}
+		for _, c := range [][2]string{{"POST", "/conversations/delete"}, {"GET", "/conversations/delete"},
+			{"GET", "/conversations/jobs"}, {"GET", "/conversations/jobs/0f8fad5b-d9cb-469f-a165-70867728950e"}} {
+			if !allowed(call(c[0], c[1])) {
+				t.Errorf("no permission lets API Gateway invoke %s for %s %s (permissions %v)", apiFunctionID, c[0], c[1], sourceArns)
+			}
+		}
+		for _, c := range [][2]string{{"POST", "/conversations/jobs"}, {"GET", "/conversations/list"},
+			{"GET", "/conversations/jobsx"}, {"GET", "/admin"}, {"POST", "/conversations/delete/x"}} {
+			if allowed(call(c[0], c[1])) {
+				t.Errorf("a permission lets API Gateway invoke %s for %s %s, which is no route (permissions %v)", apiFunctionID, c[0], c[1], sourceArns)
 			}
 		}
 	})
+}
+
+// jobRoutes are the job status routes of issue 18.
+var jobRoutes = []string{"GET /conversations/jobs", "GET /conversations/jobs/{jobId}"}
+
+// arnLike matches arn against an IAM ArnLike pattern: * is any run of characters (slashes included), ? one.
+func arnLike(pattern, arn string) bool {
+	var re strings.Builder
+	for _, r := range pattern {
+		switch r {
+		case '*':
+			re.WriteString(".*")
+		case '?':
+			re.WriteString(".")
+		default:
+			re.WriteString(regexp.QuoteMeta(string(r)))
+		}
+	}
+	return regexp.MustCompile("^" + re.String() + "$").MatchString(arn)
 }
 
 // invokesAPIFunction reports whether v names the ApiFunction.
@@ -365,7 +472,12 @@ func TestRoles(t *testing.T) {
 	forEachMode(t, func(t *testing.T, c modeCase, s *stack) {
 		api, queue := functions(t, s)
 		queueArn := "{GetAtt:" + consumedQueue(t, s) + ".Arn}"
-		common := map[string][]string{"secretsmanager:GetSecretValue": {testSecretArn}}
+		dlqArn := "{GetAtt:" + deadLetterQueue(t, s) + ".Arn}"
+		failedArn := "{GetAtt:" + failedInvocationsQueue(t, s) + ".Arn}"
+		tableArn := "{GetAtt:" + stateTable(t, s) + ".Arn}"
+		common := map[string][]string{"secretsmanager:GetSecretValue": {testSecretArn},
+			// The rate budget and the job registry: single-item reads and conditional writes on the table only.
+			"dynamodb:GetItem": {tableArn}, "dynamodb:PutItem": {tableArn}, "dynamodb:UpdateItem": {tableArn}}
 		if key := c.params["KmsKeyArn"]; key != "" {
 			common["kms:Decrypt"] = []string{key}
 		}
@@ -373,8 +485,9 @@ func TestRoles(t *testing.T) {
 			apiFunctionID: {
 				"logs:CreateLogStream": {"{GetAtt:ApiFunctionLogGroup.Arn}"},
 				"logs:PutLogEvents":    {"{GetAtt:ApiFunctionLogGroup.Arn}"},
-				// It hands jobs it cannot finish to the queue.
-				"sqs:SendMessage": {queueArn},
+				// It hands jobs it cannot finish to the queue; Lambda sends its failed asynchronous invokes to the
+				// failed-invocations queue with this role.
+				"sqs:SendMessage": sorted(queueArn, failedArn),
 			},
 			queueFunctionID: {
 				"logs:CreateLogStream":   {"{GetAtt:QueueFunctionLogGroup.Arn}"},
@@ -382,8 +495,11 @@ func TestRoles(t *testing.T) {
 				"sqs:ReceiveMessage":     {queueArn},
 				"sqs:DeleteMessage":      {queueArn},
 				"sqs:GetQueueAttributes": {queueArn},
-				// Job continuations, to the same queue only.
-				"sqs:SendMessage": {queueArn},
+				// A failed record's backoff.
+				"sqs:ChangeMessageVisibility": {queueArn},
+				// Job continuations to the same queue, records that can never succeed to the dead-letter queue,
+				// failed asynchronous invokes.
+				"sqs:SendMessage": sorted(queueArn, dlqArn, failedArn),
 			},
 		}
 		roles := map[any]string{}
@@ -397,11 +513,17 @@ func TestRoles(t *testing.T) {
 			if !maps.EqualFunc(got, want[id], slices.Equal) {
 				t.Errorf("%s may do\n  %v\nwant exactly\n  %v", id, got, want[id])
 			}
-			if res := got["sqs:SendMessage"]; !slices.Equal(res, []string{queueArn}) {
-				t.Errorf("%s may send to %v; want the job queue %s only", id, res, queueArn)
+			if res := got["sqs:SendMessage"]; !slices.Equal(res, want[id]["sqs:SendMessage"]) {
+				t.Errorf("%s may send to %v; want %v only", id, res, want[id]["sqs:SendMessage"])
 			}
 		}
 	})
+}
+
+// sorted returns the resources in the order grants returns them.
+func sorted(resources ...string) []string {
+	slices.Sort(resources)
+	return resources
 }
 
 // grants returns what fn's role allows, action -> sorted resources, and fails on a statement that is not scoped:
@@ -459,14 +581,15 @@ func grants(t *testing.T, s *stack, fn resource) map[string][]string {
 	return out
 }
 
-// TestRateBudget deploys every combination of the grid parameters' ranges: either CloudFormation refuses it
-// (exactly when RateBudget is odd or < 2 x ApiConcurrency + 2, as documented), or the functions' instances together
-// send exactly RateBudget <= 20 requests per second, nothing lost to rounding. The slowest queue
-// instance the template accepts still finishes a big job within the job's cap on rounds.
+// TestRateBudget deploys every combination of the grid parameters' ranges: CloudFormation refuses exactly those
+// that leave the shared pool (RateBudget − the instances' floors) below 1/s, and in every other one the floors of
+// all instances that can run at once plus the pool add up to exactly RateBudget ≤ 20, the floor total each
+// instance is told is that sum, and the stage lets the API take the whole budget. The smallest pool the template
+// accepts still finishes a big job within the job's cap on rounds.
 func TestRateBudget(t *testing.T) {
 	t.Parallel()
 	tr := translated(t)
-	accepted, minQueueRate, maxLoss := 0, math.Inf(1), 0.0
+	accepted, minPool := 0, math.Inf(1)
 	var queueTimeout float64
 	for _, c := range tr.grid {
 		budget, apiConcurrency := number(c.params["RateBudget"]), number(c.params["ApiConcurrency"])
@@ -474,89 +597,84 @@ func TestRateBudget(t *testing.T) {
 		var refused *refusedError
 		switch {
 		case errors.As(err, &refused):
-			if budget >= 2*apiConcurrency+2 && math.Mod(budget, 2) == 0 {
-				t.Errorf("%s: refused although the budget covers the instances: %v", c, err)
+			if budget > apiConcurrency {
+				t.Errorf("%s: refused although the budget leaves a pool of %v/s beside the floors: %v", c, budget-apiConcurrency, err)
 			}
 			continue
 		case err != nil:
 			t.Fatalf("%s: %v", c, err)
-		case budget < 2*apiConcurrency+2:
-			t.Errorf("%s: deployed although the queue's instances would get less than 1 request/second", c)
-		case math.Mod(budget, 2) != 0:
-			t.Errorf("%s: deployed with an odd budget, which the queue's 2 instances cannot share in whole requests/second", c)
+		case budget <= apiConcurrency:
+			t.Errorf("%s: deployed although the ApiFunction's floors take the whole budget: the queue would get nothing", c)
 		}
 		accepted++
-		fleet, rates := fleetRate(t, s)
-		if !(fleet <= budget && budget <= zegoBudget) {
-			t.Errorf("%s: the functions may send %v requests/second (%v), over RateBudget or ZEGO's 20", c, fleet, rates)
+		floors, totals := budgetOf(t, s)
+		for id, total := range totals {
+			// The function takes its pool as RateBudget − ZEGO_RATE_FLOOR_TOTAL: a total below the real floors
+			// would let the stack send more than RateBudget in a second.
+			if total != floors {
+				t.Errorf("%s: %s has ZEGO_RATE_FLOOR_TOTAL %v, but the instances' floors add up to %v", c, id, total, floors)
+			}
 		}
-		maxLoss = math.Max(maxLoss, budget-fleet)
-		if fleet != budget {
-			t.Errorf("%s: the shares add up to %v of RateBudget %v (%v): budget lost to rounding", c, fleet, budget, rates)
+		pool := budget - floors
+		if !(pool >= 1 && floors+pool == budget && budget <= zegoBudget) {
+			t.Errorf("%s: floors %v/s + pool %v/s: want a pool of at least 1/s and RateBudget <= 20 in all", c, floors, pool)
 		}
-		api, queue := functions(t, s)
-		// ZEGO counts calls per second, and an instance's limiter (spacing calls at rateHeadroom of its rate) can put
-		// floor(rateHeadroom × rate) + 1 of them into one second: ceil(rate) for a fraction such as 7.5.
-		window := 0.0
-		for id, fn := range map[string]resource{apiFunctionID: api, queueFunctionID: queue} {
-			window += number(fn.Properties["ReservedConcurrentExecutions"]) * (math.Floor(rateHeadroom*rates[id]) + 1)
-		}
-		if window > budget {
-			t.Errorf("%s: the instances' limiters may put %v calls into one second (rates %v), over RateBudget", c, window, rates)
-		}
-		minQueueRate = math.Min(minQueueRate, rates[queueFunctionID])
+		minPool = math.Min(minPool, pool)
+		_, queue := functions(t, s)
 		queueTimeout = number(queue.Properties["Timeout"])
-		// The stage lets through no more calls than the ApiFunction's share.
+
+		// With the queue idle the API may take the whole budget: the stage's rate is RateBudget (the budget keeps
+		// ZEGO within it), and its burst lets every ApiFunction instance start a call at once and is no more than
+		// a second's worth.
 		stage := asMap(s.Resources[s.ofType("AWS::ApiGatewayV2::Stage")[0]].Properties["DefaultRouteSettings"])
-		apiShare := number(api.Properties["ReservedConcurrentExecutions"]) * rates[apiFunctionID]
-		if rl, burst := number(stage["ThrottlingRateLimit"]), number(stage["ThrottlingBurstLimit"]); !(rl > 0 && rl <= apiShare && burst >= 1) {
-			t.Errorf("%s: stage throttling %v/s (burst %v), want 0 < rate <= the ApiFunction's %v/s", c, rl, burst, apiShare)
+		if rl, burst := number(stage["ThrottlingRateLimit"]), number(stage["ThrottlingBurstLimit"]); rl != budget || !(burst >= apiConcurrency && burst <= budget) {
+			t.Errorf("%s: stage throttling %v/s (burst %v), want RateBudget %v/s and a burst from ApiConcurrency %v to RateBudget",
+				c, rl, burst, budget, apiConcurrency)
 		}
 	}
 	if accepted == 0 {
 		t.Fatal("no combination of the grid parameters deploys")
 	}
-	t.Logf("%d of %d combinations deploy; the most any loses to rounding is %v/s", accepted, len(tr.grid), maxLoss)
+	t.Logf("%d of %d combinations deploy; the smallest pool is %v/s", accepted, len(tr.grid), minPool)
 
-	s, err := deploy(tr.modes[0], modeCases[0].params)
-	if err != nil {
-		t.Fatalf("the defaults do not deploy: %v", err)
-	}
-	if fleet, rates := fleetRate(t, s); number(s.Params["RateBudget"])-fleet > 1 {
-		t.Errorf("the defaults use %v of RateBudget %s requests/second (%v): more than 1/s lost", fleet, s.Params["RateBudget"], rates)
-	}
-
-	// The job's cap on rounds must not stop a big job at the slowest accepted queue instance.
-	perRound := math.Floor(minQueueRate*rateHeadroom*(queueTimeout-roundReserve) - listCallsPerRound)
+	// A lone job takes its calls from the pool (the queue's instances have no floor); the job's cap on rounds
+	// must not stop a big job at the smallest pool the template accepts.
+	perRound := math.Floor(minPool*rateHeadroom*(queueTimeout-roundReserve) - listCallsPerRound)
 	if rounds := math.Ceil(bigJob / perRound); !(perRound > 0 && rounds <= maxRounds) {
 		t.Errorf("at %v/s and a %vs timeout a round deletes %v conversations: %d conversations need %v rounds, over the "+
-			"job's cap of %d", minQueueRate, queueTimeout, perRound, bigJob, rounds, maxRounds)
+			"job's cap of %d", minPool, queueTimeout, perRound, bigJob, rounds, maxRounds)
 	} else {
-		t.Logf("slowest queue instance %v/s, %vs timeout: %v conversations per round, %d in %v rounds (cap %d)",
-			minQueueRate, queueTimeout, perRound, bigJob, rounds, maxRounds)
+		t.Logf("smallest pool %v/s, %vs timeout: %v conversations per round, %d in %v rounds (cap %d)",
+			minPool, queueTimeout, perRound, bigJob, rounds, maxRounds)
 	}
 }
 
-// fleetRate returns the most requests per second the stack's functions may send together, Σ reserved concurrency
-// × ZEGO_RATE_LIMIT, and each function's ZEGO_RATE_LIMIT.
-func fleetRate(t *testing.T, s *stack) (float64, map[string]float64) {
+// budgetOf returns the stack's rate floors, Σ reserved concurrency × ZEGO_RATE_FLOOR over its functions, and each
+// function's ZEGO_RATE_FLOOR_TOTAL. It fails the test on a function whose budget settings the function would
+// refuse or that breaks the design: RateBudget other than the parameter, a floor other than 1 (ApiFunction: HTTP
+// callers are served while the table fails) or 0 (QueueFunction: queue work waits), unbounded instances.
+func budgetOf(t *testing.T, s *stack) (floors float64, totals map[string]float64) {
 	t.Helper()
-	fleet, rates := 0.0, map[string]float64{}
+	totals = map[string]float64{}
+	wantFloor := map[string]float64{apiFunctionID: 1, queueFunctionID: 0}
 	for _, id := range s.ofType("AWS::Lambda::Function") {
 		fn := s.Resources[id]
-		raw := scalar(environment(fn)["ZEGO_RATE_LIMIT"])
-		rate, err := strconv.ParseFloat(raw, 64)
-		if err != nil || !(rate > 0 && rate <= zegoBudget) {
-			t.Errorf("%s: ZEGO_RATE_LIMIT %q, want a decimal in (0, 20] (the function refuses anything else)", id, raw)
+		env := environment(fn)
+		if got := scalar(env["ZEGO_RATE_BUDGET"]); got != s.Params["RateBudget"] || !(number(got) > 0 && number(got) <= zegoBudget) {
+			t.Errorf("%s: ZEGO_RATE_BUDGET %q, want RateBudget %s in (0, 20]", id, got, s.Params["RateBudget"])
+		}
+		floor, want := number(env["ZEGO_RATE_FLOOR"]), wantFloor[id]
+		if floor != want {
+			t.Errorf("%s: ZEGO_RATE_FLOOR %v, want %v", id, env["ZEGO_RATE_FLOOR"], want)
 		}
 		reserved := number(fn.Properties["ReservedConcurrentExecutions"])
 		if !(reserved >= 1) {
-			t.Errorf("%s: reserved concurrency %v: the instances, and so the rate, are unbounded", id, fn.Properties["ReservedConcurrentExecutions"])
+			t.Errorf("%s: reserved concurrency %v: the instances, and so their floors, are unbounded", id, fn.Properties["ReservedConcurrentExecutions"])
 		}
-		rates[id] = rate
-		fleet += reserved * rate
+		floors += reserved * floor
+		totals[id] = number(env["ZEGO_RATE_FLOOR_TOTAL"])
 	}
-	return fleet, rates
+	return floors, totals
 }
 
 func TestParameterConstraints(t *testing.T) {
@@ -601,15 +719,29 @@ func TestParameterConstraints(t *testing.T) {
 		"plain HTTP ZEGO URL":          with("ZegoApiUrl", "http://zim-api.zego.im"),
 		"unknown ZEGO host":            with("ZegoApiUrl", "https://example.com"),
 		"budget over 20":               with("RateBudget", "21"),
-		"budget below the minimum":     with("RateBudget", "3", "ApiConcurrency", "1"),
+		"budget below the minimum":     with("RateBudget", "1", "ApiConcurrency", "1"),
+		"no pool beside the floors":    with("RateBudget", "2", "ApiConcurrency", "2"),
+		"floors over the budget":       with("ApiConcurrency", "5", "RateBudget", "4"),
+		"fractional budget":            with("RateBudget", "7.5"),
+		"fractional API instances":     with("ApiConcurrency", "1.5"),
 		"no API instance":              with("ApiConcurrency", "0"),
 		"too many API instances":       with("ApiConcurrency", "6"),
-		"API instances over budget":    with("ApiConcurrency", "5", "RateBudget", "11"),
 		"JWT without issuer":           with(slices.Delete(slices.Clone(jwt), 2, 4)...),
 		"JWT without audience":         with(slices.Delete(slices.Clone(jwt), 4, 6)...),
 		"JWT without claim":            with(slices.Delete(slices.Clone(jwt), 6, 8)...),
 		"JWT issuer over HTTP":         with(append(slices.Clone(jwt), "JwtIssuer", "http://issuer.example")...),
 		"bad secret TTL":               with("SecretTtl", "5 minutes"),
+		"secret TTL 0s":                with("SecretTtl", "0s"),
+		"secret TTL 0m":                with("SecretTtl", "0m"),
+		"secret TTL 0":                 with("SecretTtl", "0"),
+		"secret TTL 0h0m0s":            with("SecretTtl", "0h0m0s"),
+		"secret TTL below 1ns":         with("SecretTtl", "0.5ns"),
+		"secret TTL negative":          with("SecretTtl", "-5m"),
+		"secret TTL overflowing":       with("SecretTtl", "9999999h"),
+		"backoff base 0s":              with("BackoffBase", "0s"),
+		"backoff base in ms":           with("BackoffBase", "500ms"),
+		"backoff max over 11h":         with("BackoffMax", "12h"),
+		"backoff max in seconds":       with("BackoffMax", "43200s"),
 		"unknown log level":            with("LogLevel", "trace"),
 		"four receives":                with("MaxReceiveCount", "4"),
 		"claim with a space":           with(append(slices.Clone(jwt), "JwtCallerClaim", "zim user")...),

@@ -60,9 +60,13 @@ type Cache struct {
 	// failedAt is when a fetch last failed as unavailable with creds still
 	// within the grace period; zero once a fetch succeeds. While set, calls
 	// past the TTL are answered with creds at once.
-	failedAt    time.Time
-	refused     bool // ZEGO refused creds (see Refresh): never served stale
-	staleServed int
+	failedAt time.Time
+	refused  bool // ZEGO refused creds (see Refresh): never served stale
+	// misconfigured is set when the latest fetch failed with a configuration
+	// error: calls past the TTL then wait for a fetch of their own and get
+	// its error, instead of the cached credentials.
+	misconfigured bool
+	staleServed   int
 }
 
 var _ zim.CredentialsSource = (*Cache)(nil)
@@ -98,14 +102,17 @@ func WithMinRefreshInterval(d time.Duration) Option { return func(c *Cache) { c.
 func WithFetchTimeout(d time.Duration) Option { return func(c *Cache) { c.fetchTimeout = d } }
 
 // WithStaleGrace is how long past the TTL the cached credentials stay in use
-// when Secrets Manager cannot be reached (default DefaultStaleGrace; 0 or less
-// turns this off): a throttled or failing Secrets Manager must not stop every request
-// while ZEGO still accepts the credentials it gave earlier.
+// while they are refreshed (default DefaultStaleGrace; 0 or less turns this
+// off, and every call past the TTL waits for a fetch): a call after a quiet
+// spell must not wait for Secrets Manager, and a throttled or failing Secrets
+// Manager must not stop every request while ZEGO still accepts the
+// credentials it gave earlier.
 //
-// After a refresh fails as ErrUnavailable, callers get the cached credentials
-// at once, and the Cache retries in the background at most once per minimum
-// refresh interval until a fetch succeeds or the grace period ends; each failed
-// fetch is logged once, and StaleServed counts the answers. A configuration
+// Past the TTL, callers get the cached credentials at once while one fetch
+// runs in the background. After a refresh fails as ErrUnavailable, the Cache
+// retries in the background at most once per minimum refresh interval until a
+// fetch succeeds or the grace period ends; each failed fetch is logged once,
+// and StaleServed counts the answers given meanwhile. A configuration
 // error (access denied, secret deleted, malformed value) is returned as it
 // is, since it will not pass on its own, and so is any error for credentials
 // ZEGO refused (see Refresh). AWS's aws-secretsmanager-caching-go also returns
@@ -149,8 +156,9 @@ func (c *Cache) Fetches() int {
 }
 
 // StaleServed is how many Credentials calls were answered with credentials
-// past their TTL because Secrets Manager could not be reached (see
-// WithStaleGrace). The difference over an invocation is its count.
+// past their TTL after a refresh failed because Secrets Manager could not be
+// reached (see WithStaleGrace); answers while a refresh is merely running do
+// not count. The difference over an invocation is its count.
 func (c *Cache) StaleServed() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -158,10 +166,11 @@ func (c *Cache) StaleServed() int {
 }
 
 // Credentials returns the cached credentials while they are younger than the
-// TTL, and otherwise fetches them. Concurrent callers share one fetch. A failed
-// fetch is not cached: the next call tries again. Past the TTL, a fetch that
-// fails as ErrUnavailable is answered with the cached credentials for a grace
-// period (see WithStaleGrace); with nothing cached, it fails.
+// TTL. Past the TTL, within the grace period (see WithStaleGrace), it still
+// returns them at once and refreshes them in the background, one fetch at a
+// time; past the grace, refused by ZEGO (see Refresh), or with nothing
+// cached, it fetches and waits. Concurrent callers share one fetch. A failed
+// fetch is not cached: the next call tries again.
 //
 // The caller waits no longer than ctx allows; when ctx ends first the error
 // matches ErrUnavailable (not ctx.Err(): nothing was sent to ZEGO), and the
@@ -175,13 +184,18 @@ func (c *Cache) Credentials(ctx context.Context) (zim.Credentials, error) {
 		return creds, nil
 	}
 	c.dropOverdueLocked(ctx, now)
-	if !c.failedAt.IsZero() && c.staleUsableLocked(now) {
-		// Secrets Manager is failing: answer at once, and retry in the
-		// background no more often than the minimum refresh interval.
-		if c.inflight == nil && now.Sub(c.failedAt) >= c.minRefresh {
+	if !c.misconfigured && c.staleUsableLocked(now) {
+		// Past the TTL, within the grace: answer at once, and refresh in the
+		// background, one fetch at a time (stale-while-revalidate), so that a
+		// call after a quiet spell does not wait for Secrets Manager. After a
+		// failed fetch, retry no more often than the minimum refresh interval.
+		if c.inflight == nil && (c.failedAt.IsZero() || now.Sub(c.failedAt) >= c.minRefresh) {
 			c.joinLocked(ctx)
 		}
-		c.staleServed++
+		if !c.failedAt.IsZero() {
+			// Secrets Manager is failing: this answer is a stand-in.
+			c.staleServed++
+		}
 		creds := c.creds
 		c.mu.Unlock()
 		return creds, nil
@@ -355,11 +369,12 @@ func (c *Cache) finish(ctx context.Context, f *flight, r result) {
 			changed = c.have && c.creds != r.creds
 			c.creds, c.have, c.credsGen = r.creds, true, f.gen
 			c.fetchedAt = now
-			c.failedAt, c.refused = time.Time{}, false
+			c.failedAt, c.refused, c.misconfigured = time.Time{}, false, false
 		case errors.Is(r.err, ErrUnavailable) && c.staleUsableLocked(now):
-			c.failedAt, stale = now, true
+			c.failedAt, c.misconfigured, stale = now, false, true
 		default:
 			c.failedAt = time.Time{}
+			c.misconfigured = errors.Is(r.err, ErrConfiguration)
 		}
 	}
 	age, until := now.Sub(c.fetchedAt), c.fetchedAt.Add(c.ttl+c.staleGrace)

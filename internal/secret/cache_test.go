@@ -29,42 +29,98 @@ func TestCredentialsCachedForTTL(t *testing.T) {
 		after       time.Duration // clock advance between the first and second call
 		rotate      bool          // the secret changes in between
 		wantFetches int
-		want        zim.Credentials
+		want        zim.Credentials // what the second call returns
+		wantThen    zim.Credentials // what a call returns once the refresh, if any, has ended
 	}{
-		{name: "just fetched", after: 0, rotate: true, wantFetches: 1, want: credsA},
-		{name: "just before expiry", after: ttl - time.Nanosecond, rotate: true, wantFetches: 1, want: credsA},
-		{name: "at expiry", after: ttl, rotate: true, wantFetches: 2, want: credsB},
-		{name: "long after expiry, unchanged", after: 3 * ttl, wantFetches: 2, want: credsA},
+		{name: "just fetched", after: 0, rotate: true, wantFetches: 1, want: credsA, wantThen: credsA},
+		{name: "just before expiry", after: ttl - time.Nanosecond, rotate: true, wantFetches: 1, want: credsA, wantThen: credsA},
+		// Past the TTL the cached value is served while one fetch refreshes it.
+		{name: "at expiry", after: ttl, rotate: true, wantFetches: 2, want: credsA, wantThen: credsB},
+		{name: "long after expiry, unchanged", after: 3 * ttl, wantFetches: 2, want: credsA, wantThen: credsA},
+		// Past the grace, the call waits for the fetch.
+		{name: "past the grace period", after: ttl + secret.DefaultStaleGrace, rotate: true, wantFetches: 2, want: credsB, wantThen: credsB},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			fake, clk := newFake(secretJSON(credsA)), newClock()
-			c := secret.NewCache(fake, testSecretID, ttl, secret.WithClock(clk.Now))
+			synctest.Test(t, func(t *testing.T) {
+				fake, clk := newFake(secretJSON(credsA)), newClock()
+				c := secret.NewCache(fake, testSecretID, ttl, secret.WithClock(clk.Now))
 
-			if n := c.Fetches(); n != 0 {
-				t.Fatalf("Fetches before first use = %d, want 0 (lazy)", n)
-			}
-			got, err := c.Credentials(t.Context())
-			if err != nil || got != credsA {
-				t.Fatalf("first Credentials = %v, %v; want credsA", got.AppID, err)
-			}
-			if tt.rotate {
-				fake.set(secretJSON(credsB), nil)
-			}
-			clk.Add(tt.after)
-			got, err = c.Credentials(t.Context())
-			if err != nil {
-				t.Fatalf("second Credentials: %v", err)
-			}
-			if got != tt.want {
-				t.Errorf("second Credentials returned secret %q..., want %q...", got.ServerSecret[:4], tt.want.ServerSecret[:4])
-			}
-			if n := c.Fetches(); n != tt.wantFetches || fake.Calls() != tt.wantFetches {
-				t.Errorf("Fetches = %d (API calls %d), want %d", n, fake.Calls(), tt.wantFetches)
-			}
+				if n := c.Fetches(); n != 0 {
+					t.Fatalf("Fetches before first use = %d, want 0 (lazy)", n)
+				}
+				got, err := c.Credentials(t.Context())
+				if err != nil || got != credsA {
+					t.Fatalf("first Credentials = %v, %v; want credsA", got.AppID, err)
+				}
+				if tt.rotate {
+					fake.set(secretJSON(credsB), nil)
+				}
+				clk.Add(tt.after)
+				got, err = c.Credentials(t.Context())
+				if err != nil {
+					t.Fatalf("second Credentials: %v", err)
+				}
+				if got != tt.want {
+					t.Errorf("second Credentials returned secret %q..., want %q...", got.ServerSecret[:4], tt.want.ServerSecret[:4])
+				}
+				synctest.Wait() // a background refresh ends
+				if got, err = c.Credentials(t.Context()); err != nil || got != tt.wantThen {
+					t.Errorf("then Credentials returned secret %.4q..., %v; want %q...", got.ServerSecret, err, tt.wantThen.ServerSecret[:4])
+				}
+				if n := c.Fetches(); n != tt.wantFetches || fake.Calls() != tt.wantFetches {
+					t.Errorf("Fetches = %d (API calls %d), want %d", n, fake.Calls(), tt.wantFetches)
+				}
+				if n := c.StaleServed(); n != 0 {
+					t.Errorf("StaleServed = %d, want 0: no fetch failed", n)
+				}
+			})
 		})
 	}
+}
+
+// Past the TTL, many callers get the cached credentials at once, not waiting
+// for Secrets Manager, and start one fetch between them.
+func TestStaleWhileRevalidate(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		const ttl, callers = time.Minute, 20
+		fake := newFake(secretJSON(credsA))
+		c := secret.NewCache(fake, testSecretID, ttl)
+		if _, err := c.Credentials(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * ttl)
+		release := make(chan struct{})
+		fake.setBlock(release)
+		fake.set(secretJSON(credsB), nil)
+		start := time.Now()
+		var wg sync.WaitGroup
+		for range callers {
+			wg.Go(func() {
+				if got, err := c.Credentials(t.Context()); err != nil || got != credsA {
+					t.Errorf("Credentials = %.4q..., %v; want the cached credsA", got.ServerSecret, err)
+				}
+			})
+		}
+		wg.Wait()       // with the fetch still held
+		synctest.Wait() // the refresh has reached Secrets Manager
+		if waited := time.Since(start); waited != 0 {
+			t.Errorf("callers waited %v, want an answer at once", waited)
+		}
+		if n := fake.Calls(); n != 2 {
+			t.Errorf("%d GetSecretValue calls, want 2 (init, then one refresh)", n)
+		}
+		close(release)
+		synctest.Wait()
+		if got, err := c.Credentials(t.Context()); err != nil || got != credsB {
+			t.Errorf("after the refresh: Credentials = %.4q..., %v; want credsB", got.ServerSecret, err)
+		}
+		if n := c.StaleServed(); n != 0 {
+			t.Errorf("StaleServed = %d, want 0: no fetch failed", n)
+		}
+	})
 }
 
 func TestNonPositiveTTLUsesDefault(t *testing.T) {
@@ -107,7 +163,7 @@ func TestCredentialsNoStampede(t *testing.T) {
 						errs <- err
 					})
 				}
-				synctest.Wait() // every caller is now waiting on the one fetch
+				synctest.Wait() // the one fetch has started (round 1: every caller waits for it; round 2: they were served the cached value)
 				close(release)
 				wg.Wait()
 				close(errs)
@@ -637,24 +693,27 @@ func TestStaleOnError(t *testing.T) {
 	)
 	denied := &smithy.GenericAPIError{Code: "AccessDeniedException", Message: "not authorized"}
 	tests := []struct {
-		name      string
-		opts      []secret.Option
-		after     time.Duration // time between the first fetch and the failing one
-		value     string
-		err       error
-		hang      bool // Secrets Manager does not answer
-		wantErr   error
-		wantStale int
+		name        string
+		opts        []secret.Option
+		after       time.Duration // time between the first fetch and the failing one
+		value       string
+		err         error
+		hang        bool  // Secrets Manager does not answer
+		firstErr    error // of the call past the TTL; nil: credsA, served while the refresh runs
+		wantErr     error // of the call after that refresh failed; nil: credsA
+		wantStale   int
+		wantFetches int
 	}{
-		{name: "unavailable just past the TTL", after: ttl, err: errors.New("connection reset"), wantStale: 1},
-		{name: "unavailable just before the grace period ends", after: ttl + grace - time.Nanosecond, err: errors.New("connection reset"), wantStale: 1},
-		{name: "unavailable when the grace period ends", after: ttl + grace, err: errors.New("connection reset"), wantErr: secret.ErrUnavailable},
-		{name: "throttled", after: ttl, err: &smithy.GenericAPIError{Code: "ThrottlingException"}, wantStale: 1},
-		{name: "no answer within the fetch timeout", after: ttl, hang: true, wantStale: 1},
-		{name: "default grace period", opts: []secret.Option{}, after: ttl + secret.DefaultStaleGrace - time.Second, err: errors.New("connection reset"), wantStale: 1},
-		{name: "grace period off", opts: []secret.Option{secret.WithStaleGrace(0)}, after: ttl, err: errors.New("connection reset"), wantErr: secret.ErrUnavailable},
-		{name: "access denied", after: ttl, err: denied, wantErr: secret.ErrConfiguration},
-		{name: "malformed value", after: ttl, value: `{"AppId": 1}`, wantErr: secret.ErrConfiguration},
+		{name: "unavailable just past the TTL", after: ttl, err: errors.New("connection reset"), wantStale: 1, wantFetches: 2},
+		{name: "unavailable just before the grace period ends", after: ttl + grace - time.Nanosecond, err: errors.New("connection reset"), wantStale: 1, wantFetches: 2},
+		{name: "unavailable when the grace period ends", after: ttl + grace, err: errors.New("connection reset"), firstErr: secret.ErrUnavailable, wantErr: secret.ErrUnavailable, wantFetches: 3},
+		{name: "throttled", after: ttl, err: &smithy.GenericAPIError{Code: "ThrottlingException"}, wantStale: 1, wantFetches: 2},
+		{name: "no answer within the fetch timeout", after: ttl, hang: true, wantStale: 1, wantFetches: 2},
+		{name: "default grace period", opts: []secret.Option{}, after: ttl + secret.DefaultStaleGrace - time.Second, err: errors.New("connection reset"), wantStale: 1, wantFetches: 2},
+		{name: "grace period off", opts: []secret.Option{secret.WithStaleGrace(0)}, after: ttl, err: errors.New("connection reset"), firstErr: secret.ErrUnavailable, wantErr: secret.ErrUnavailable, wantFetches: 3},
+		// A configuration error is no outage: once a refresh has met it, calls wait for a fetch and get it.
+		{name: "access denied", after: ttl, err: denied, wantErr: secret.ErrConfiguration, wantFetches: 3},
+		{name: "malformed value", after: ttl, value: `{"AppId": 1}`, wantErr: secret.ErrConfiguration, wantFetches: 3},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -682,20 +741,30 @@ func TestStaleOnError(t *testing.T) {
 				if tt.hang {
 					fake.setBlock(make(chan struct{}))
 				}
-				got, err := c.Credentials(t.Context())
-				if tt.wantErr != nil {
-					if !errors.Is(err, tt.wantErr) {
-						t.Fatalf("error = %v, want %v", err, tt.wantErr)
+				check := func(step string, got zim.Credentials, err, wantErr error) {
+					t.Helper()
+					if wantErr != nil {
+						if !errors.Is(err, wantErr) {
+							t.Fatalf("%s: error = %v, want %v", step, err, wantErr)
+						}
+						assertNoSecret(t, "error", err.Error())
+					} else if err != nil || got != credsA {
+						t.Fatalf("%s: Credentials = secret %.4q..., %v; want the cached credsA", step, got.ServerSecret, err)
 					}
-					assertNoSecret(t, "error", err.Error())
-				} else if err != nil || got != credsA {
-					t.Fatalf("Credentials = secret %.4q..., %v; want the cached credsA", got.ServerSecret, err)
 				}
+				got, err := c.Credentials(t.Context())
+				check("past the TTL", got, err, tt.firstErr)
+				if tt.hang {
+					time.Sleep(fetchTimeout)
+				}
+				synctest.Wait() // the refresh has failed
+				got, err = c.Credentials(t.Context())
+				check("after the refresh failed", got, err, tt.wantErr)
 				if n := c.StaleServed(); n != tt.wantStale {
 					t.Errorf("StaleServed = %d, want %d", n, tt.wantStale)
 				}
-				if n := c.Fetches(); n != 2 {
-					t.Errorf("Fetches = %d, want 2", n)
+				if n := c.Fetches(); n != tt.wantFetches {
+					t.Errorf("Fetches = %d, want %d", n, tt.wantFetches)
 				}
 				out := logs.String()
 				if n := strings.Count(out, "serving the cached credentials"); n != tt.wantStale {
@@ -741,7 +810,8 @@ func TestStaleDuringAnOutage(t *testing.T) {
 
 		time.Sleep(ttl)
 		fake.set(secretJSON(credsB), errors.New("HTTP 500"))
-		call("refresh fails", credsA, 2)
+		call("refresh starts, served while it runs", credsA, 2)
+		synctest.Wait() // and fails
 		call("within the retry interval", credsA, 2)
 
 		time.Sleep(minRefresh)
@@ -760,8 +830,9 @@ func TestStaleDuringAnOutage(t *testing.T) {
 		synctest.Wait()
 		call("after the outage", credsB, 4)
 
-		if n := c.StaleServed(); n != 6 {
-			t.Errorf("StaleServed = %d, want 6", n)
+		// Every call after the first failure, until the successful retry ended.
+		if n := c.StaleServed(); n != 5 {
+			t.Errorf("StaleServed = %d, want 5", n)
 		}
 		out := logs.String()
 		if n := strings.Count(out, "serving the cached credentials"); n != 2 {
@@ -776,36 +847,41 @@ func TestStaleDuringAnOutage(t *testing.T) {
 // never served stale: a failed fetch is an error.
 func TestRefreshNeverFallsBackToStale(t *testing.T) {
 	t.Parallel()
-	fake, clk := newFake(secretJSON(credsA)), newClock()
-	c := secret.NewCache(fake, testSecretID, time.Minute, secret.WithClock(clk.Now))
-	if _, err := c.Credentials(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	clk.Add(time.Minute)
-	fake.set(secretJSON(credsB), errors.New("connection reset"))
-	if got, err := c.Credentials(t.Context()); err != nil || got != credsA {
-		t.Fatalf("Credentials during the outage = %v; want the cached credsA", err)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		fake, clk := newFake(secretJSON(credsA)), newClock()
+		c := secret.NewCache(fake, testSecretID, time.Minute, secret.WithClock(clk.Now))
+		if _, err := c.Credentials(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		clk.Add(time.Minute)
+		fake.set(secretJSON(credsB), errors.New("connection reset"))
+		for range 2 { // the first one's refresh fails: the second is served stale
+			if got, err := c.Credentials(t.Context()); err != nil || got != credsA {
+				t.Fatalf("Credentials during the outage = %v; want the cached credsA", err)
+			}
+			synctest.Wait()
+		}
 
-	// ZEGO refuses credsA: the refresh fetches at once, and fails.
-	if got, err := c.Refresh(t.Context(), credsA); !errors.Is(err, secret.ErrUnavailable) || got != (zim.Credentials{}) {
-		t.Fatalf("Refresh = AppId %d, %v; want no credentials and ErrUnavailable", got.AppID, err)
-	}
-	if n := c.Fetches(); n != 3 {
-		t.Errorf("Fetches = %d after Refresh, want 3 (Refresh fetched)", n)
-	}
-	if got, err := c.Credentials(t.Context()); !errors.Is(err, secret.ErrUnavailable) || got != (zim.Credentials{}) {
-		t.Errorf("Credentials after the refused refresh = AppId %d, %v; want ErrUnavailable, not the refused credentials", got.AppID, err)
-	}
-	if n := c.StaleServed(); n != 1 {
-		t.Errorf("StaleServed = %d, want 1 (before the refusal only)", n)
-	}
+		// ZEGO refuses credsA: the refresh fetches at once, and fails.
+		if got, err := c.Refresh(t.Context(), credsA); !errors.Is(err, secret.ErrUnavailable) || got != (zim.Credentials{}) {
+			t.Fatalf("Refresh = AppId %d, %v; want no credentials and ErrUnavailable", got.AppID, err)
+		}
+		if n := c.Fetches(); n != 3 {
+			t.Errorf("Fetches = %d after Refresh, want 3 (Refresh fetched)", n)
+		}
+		if got, err := c.Credentials(t.Context()); !errors.Is(err, secret.ErrUnavailable) || got != (zim.Credentials{}) {
+			t.Errorf("Credentials after the refused refresh = AppId %d, %v; want ErrUnavailable, not the refused credentials", got.AppID, err)
+		}
+		if n := c.StaleServed(); n != 1 {
+			t.Errorf("StaleServed = %d, want 1 (before the refusal only)", n)
+		}
 
-	// Once Secrets Manager answers, the new value is used.
-	fake.set(secretJSON(credsB), nil)
-	if got, err := c.Credentials(t.Context()); err != nil || got != credsB {
-		t.Errorf("Credentials after recovery = %v; want credsB", err)
-	}
+		// Once Secrets Manager answers, the new value is used.
+		fake.set(secretJSON(credsB), nil)
+		if got, err := c.Credentials(t.Context()); err != nil || got != credsB {
+			t.Errorf("Credentials after recovery = %v; want credsB", err)
+		}
+	})
 }
 
 // Debug logs of successful fetches, rotations and failures name the secret
@@ -815,7 +891,8 @@ func TestLogsNeverContainTheSecret(t *testing.T) {
 	var buf testutil.Buffer
 	log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	fake, clk := newFake(secretJSON(credsA)), newClock()
-	c := secret.NewCache(fake, testSecretID, time.Minute, secret.WithClock(clk.Now), secret.WithLogger(log))
+	// No grace: each call past the TTL waits for its fetch, so each step logs its own.
+	c := secret.NewCache(fake, testSecretID, time.Minute, secret.WithClock(clk.Now), secret.WithLogger(log), secret.WithStaleGrace(0))
 
 	steps := []struct {
 		value string

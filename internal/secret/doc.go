@@ -32,14 +32,18 @@
 // a fresh one. The stopped fetch then ends on its timer, and a late answer
 // from it never replaces a newer value.
 //
-// # Stale on error
+// # Stale while refreshing, and on error
 //
-// Past the TTL, when Secrets Manager cannot answer (throttling, an outage, a
-// timeout), the cached credentials stay in use for WithStaleGrace (15 minutes
-// by default): ZEGO still accepts them. Each failed fetch is logged once and
-// StaleServed counts the answers. Nothing cached, a configuration error, or
-// credentials ZEGO refused (Refresh after an invalid signature) are never
-// covered this way.
+// Past the TTL, within WithStaleGrace (15 minutes by default), callers get the
+// cached credentials at once while one fetch refreshes them in the
+// background: an instance called after a quiet spell (provisioned
+// concurrency) does not wait for Secrets Manager. When Secrets Manager cannot
+// answer (throttling, an outage, a timeout), the cached credentials stay in
+// use until the grace period ends, since ZEGO still accepts them; each failed
+// fetch is logged once and StaleServed counts the answers given meanwhile.
+// Nothing cached, a configuration error, or credentials ZEGO refused (Refresh
+// after an invalid signature) are never covered this way: those calls wait
+// for a fetch of their own.
 //
 // # Errors
 //

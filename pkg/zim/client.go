@@ -43,7 +43,7 @@ const maxBodyBytes = 1 << 20
 type Client struct {
 	base    string // scheme://host/path/, ready for "?Action=..."
 	http    *http.Client
-	limiter *rate.Limiter
+	limiter Limiter
 	retry   RetryPolicy
 	budget  *retryBudget // nil without RetryPolicy.RetryBudget
 	now     func() time.Time
@@ -52,6 +52,9 @@ type Client struct {
 
 	nonceMu sync.Mutex
 	nonce   io.Reader
+
+	// dialer opens the default HTTP client's connections; nil with WithHTTPClient.
+	dialer *dialer
 
 	// preconnecting is closed when the Preconnect in progress ends; nil when
 	// none is. Calls wait for it, so that they share its connection.
@@ -64,7 +67,9 @@ type Client struct {
 type settings struct {
 	baseURL    string
 	httpClient *http.Client
+	dial       dialFunc
 	rps        float64
+	limiter    Limiter
 	retry      RetryPolicy
 	now        func() time.Time
 	nonce      io.Reader
@@ -106,12 +111,39 @@ func WithHTTPClient(hc *http.Client) Option {
 
 // WithRateLimit sets how many requests per second the Client sends at most, over
 // all its methods (default DefaultRateLimit). Requests are spaced at 97% of rps.
+// It sizes the Client's own limiter, so it has no effect with WithLimiter.
 func WithRateLimit(rps float64) Option {
 	return func(s *settings) error {
 		if !(rps > 0) {
 			return errors.New("zim: WithRateLimit: requests per second must be greater than 0")
 		}
 		s.rps = rps
+		return nil
+	}
+}
+
+// Limiter paces the Client's requests: every attempt of every method, retries
+// included, calls Wait before it is sent. Wait blocks until the request may go
+// and returns nil, or returns an error without waiting when no slot can come
+// before ctx's deadline (the call then fails with ErrThrottled) or when ctx
+// ends (the call fails with ctx's error). It must be safe for concurrent use.
+// A *rate.Limiter from golang.org/x/time/rate is a Limiter.
+type Limiter interface {
+	Wait(ctx context.Context) error
+}
+
+var _ Limiter = (*rate.Limiter)(nil)
+
+// WithLimiter sets the Limiter the Client waits on before each attempt, in
+// place of its own (a token bucket at 97% of WithRateLimit's rate, burst 1):
+// for example one that takes slots from a budget shared with other processes.
+// WithRateLimit then has no effect.
+func WithLimiter(l Limiter) Option {
+	return func(s *settings) error {
+		if l == nil {
+			return errors.New("zim: WithLimiter: limiter is nil")
+		}
+		s.limiter = l
 		return nil
 	}
 }
@@ -197,26 +229,31 @@ func New(creds CredentialsSource, opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	var d *dialer
 	if s.httpClient == nil {
-		s.httpClient = defaultHTTPClient()
+		s.httpClient, d = defaultHTTPClient(s.dial)
 	}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
 	}
-	limit := rate.Limit(s.rps * rateHeadroom)
-	if math.IsInf(s.rps, 1) {
-		limit = rate.Inf
+	if s.limiter == nil {
+		limit := rate.Limit(s.rps * rateHeadroom)
+		if math.IsInf(s.rps, 1) {
+			limit = rate.Inf
+		}
+		s.limiter = rate.NewLimiter(limit, 1)
 	}
 	return &Client{
 		base:    base,
 		http:    s.httpClient,
-		limiter: rate.NewLimiter(limit, 1),
+		limiter: s.limiter,
 		retry:   s.retry,
 		budget:  newRetryBudget(s.retry),
 		now:     s.now,
 		log:     s.logger,
 		creds:   creds,
 		nonce:   s.nonce,
+		dialer:  d,
 	}, nil
 }
 

@@ -69,10 +69,21 @@
 // at exactly 20 per second, 50ms apart, a little network jitter can put a 21st
 // arrival inside ZEGO's one-second window, and the 3% margin (about 51.5ms apart
 // at 20/s) absorbs that. The limit is per Client: callers sharing an AppId must
-// divide ZEGO's budget between them.
+// divide ZEGO's budget between them, or share one through WithLimiter.
+//
+// WithLimiter replaces the Client's own limiter with any Limiter, a type with
+// one method, Wait(ctx) error, that every attempt calls before it is sent; a
+// *rate.Limiter is one. Several processes sharing an AppId can so take their
+// slots from one budget they share (this project's Lambda function takes them
+// from a DynamoDB table every instance uses) instead of each owning a fixed
+// slice of it. QueryConversationList and DeleteConversation wait on the same
+// Limiter.
 //
 // A limiter wait that would pass the context's deadline fails at once with
 // ErrThrottled instead of sending a request that cannot be answered in time.
+// A Limiter of one's own keeps this contract: an error from Wait while the
+// context is live means no slot in time (ErrThrottled, or the last answer on a
+// retry); with the context ended, the context's error is returned.
 //
 // # Retries
 //
@@ -113,13 +124,17 @@
 // The default HTTP client keeps connections for reuse and speaks HTTP/2 where
 // the server offers it, so concurrent calls share one connection. net/http does
 // not share a connection still being opened, though: ten calls on a cold Client
-// open ten. Preconnect opens one ahead (DNS, TCP and TLS, with an unsigned HEAD
-// request and no rate-limit slot), and calls made meanwhile wait for it; after
-// it, ten concurrent calls use that one connection over HTTP/2. Over HTTP/2 it
-// returns as soon as the connection is open, without waiting for the HEAD's
-// answer, so warming up costs the set-up and not one more round trip. Over HTTP/1.1
-// each call in flight needs a connection of its own; up to MaxRateLimit stay
-// open for reuse. Preconnect is optional: without it the first call connects.
+// open ten. Preconnect opens one ahead (DNS, TCP and TLS) without sending a
+// request, and calls made meanwhile wait for it. Over HTTP/2 the connection
+// goes into the pool at once, and ten concurrent calls share it; over HTTP/1.1
+// the first call takes it instead of dialling, and each other call in flight
+// opens its own (a connection carries one request at a time); up to
+// MaxRateLimit stay open for reuse. Pooled connections stay open 15 minutes
+// without a request, not net/http's 90 s, so that an instance called minutes
+// apart keeps its connection; one the server closes is dropped, and a request
+// that races that close fails as ErrTransport and is retried. Preconnect is
+// optional: without it the first call connects. WithDialContext replaces the
+// TCP dialer and keeps all of this.
 //
 // The default client trusts the system's certificate roots. On Linux, Go reads
 // them from the file named by SSL_CERT_FILE (or the directories of

@@ -9,6 +9,12 @@ import (
 // error page or a proxy's message in a log line.
 const maxSnippetBytes = 256
 
+// maxMessageBytes bounds ZEGO's Message as the client passes it on (in
+// Response, APIError and the log lines): ZEGO's own are a few words, and
+// whatever a proxy or a faulty server sends must not grow callers' logs and
+// answers without bound.
+const maxMessageBytes = 256
+
 // envelope is the part every ZEGO answer carries.
 type envelope struct {
 	Code      int
@@ -30,21 +36,27 @@ func decodeResponse(status int, body []byte) (envelope, *ResponseError) {
 	if err := json.Unmarshal(body, &wire); err != nil || wire.Code == nil {
 		return envelope{}, &ResponseError{HTTPStatus: status, Snippet: snippet(body)}
 	}
-	return envelope{Code: *wire.Code, Message: wire.Message, RequestID: wire.RequestID}, nil
+	return envelope{Code: *wire.Code, Message: prefix(wire.Message, maxMessageBytes), RequestID: wire.RequestID}, nil
 }
 
 // snippet returns at most maxSnippetBytes from the start of body, cut at a rune
 // boundary so that logs stay valid UTF-8 where the body was.
 func snippet(body []byte) string {
-	if len(body) <= maxSnippetBytes {
-		return string(body)
+	return prefix(string(body[:min(len(body), maxSnippetBytes+1)]), maxSnippetBytes)
+}
+
+// prefix returns at most n bytes from the start of s, cut at a rune boundary
+// so that what was valid UTF-8 stays so.
+func prefix(s string, n int) string {
+	if len(s) <= n {
+		return s
 	}
-	cut := maxSnippetBytes
-	for i := 0; i < utf8.UTFMax && cut > 0 && !utf8.RuneStart(body[cut]); i++ {
+	cut := n
+	for i := 0; i < utf8.UTFMax && cut > 0 && !utf8.RuneStart(s[cut]); i++ {
 		cut--
 	}
-	if !utf8.RuneStart(body[cut]) {
-		cut = maxSnippetBytes // not UTF-8 at all: cut anywhere
+	if !utf8.RuneStart(s[cut]) {
+		cut = n // not UTF-8 at all: cut anywhere
 	}
-	return string(body[:cut])
+	return s[:cut]
 }

@@ -32,6 +32,8 @@ type DeleteConvRequest struct {
 // Endpoint methods return a non-nil *Response whenever at least one attempt was
 // made, also together with an error: Attempts then counts the attempts and
 // Code/Message/RequestID hold the last answer ZEGO gave (zero when none came).
+// Message (here and in *APIError) is cut to its first 256 bytes, at a rune
+// boundary, so that it cannot grow a caller's logs and answers without bound.
 type Response struct {
 	Code      int    `json:"Code"`
 	Message   string `json:"Message"`

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // wantValidation checks that err is a *ValidationError for field and rule.
@@ -251,8 +253,10 @@ func TestDefaults(t *testing.T) {
 	if c.budget == nil || c.budget.tokens != 10 || c.budget.size != 10 || c.budget.perAnswer != 0.1 {
 		t.Errorf("retry budget = %+v, want a full bucket of 10 refilled by 0.1", c.budget)
 	}
-	if got, want := float64(c.limiter.Limit()), 20*0.97; math.Abs(got-want) > 1e-9 || c.limiter.Burst() != 1 {
-		t.Errorf("limiter: %v/s burst %d, want %v/s burst 1", got, c.limiter.Burst(), want)
+	if l, ok := c.limiter.(*rate.Limiter); !ok {
+		t.Errorf("limiter: %T, want the Client's own *rate.Limiter", c.limiter)
+	} else if got, want := float64(l.Limit()), 20*0.97; math.Abs(got-want) > 1e-9 || l.Burst() != 1 {
+		t.Errorf("limiter: %v/s burst %d, want %v/s burst 1", got, l.Burst(), want)
 	}
 	if c.log.Enabled(t.Context(), slog.LevelError) {
 		t.Error("default logger is not silent")

@@ -29,7 +29,11 @@ func (s *Stack) zimServerTLSArgs() []string {
 		return nil
 	}
 	s.certFile = filepath.Join(s.cfg.LogDir, CertificateFileName)
-	return []string{"-tls", "-tls-cert-out", s.certFile}
+	args := []string{"-tls", "-tls-cert-out", s.certFile}
+	if s.cfg.HTTP1Only {
+		args = append(args, "-http1-only")
+	}
+	return args
 }
 
 // trustZIMServer reads the certificate authority zimserver wrote before it

@@ -57,9 +57,13 @@ func TargetFromEnv() (Target, error) {
 // DefaultSecretName is the Secrets Manager secret the local stack creates.
 const DefaultSecretName = "zim-deleteconv/demo"
 
-// Defaults for Config.
+// Defaults for Config. StartTimeout only guards against a process that hangs:
+// each wait ends as soon as the process is ready, and at once when it exits.
+// It is generous because start-up is CPU-bound (moto_server took 17.5 s on a
+// 2-core machine at load average 20) and a loaded CI machine must not fail a
+// test that is not about start-up time.
 const (
-	DefaultStartTimeout = 30 * time.Second
+	DefaultStartTimeout = 2 * time.Minute
 	DefaultStopGrace    = 5 * time.Second
 )
 
@@ -118,6 +122,9 @@ type Config struct {
 	// and HTTP/1.1): the functions trust its certificate authority through
 	// SSL_CERT_FILE (CertificateFile), and Admin trusts it too.
 	TLS bool
+	// HTTP1Only, with TLS, makes the ZIM server offer only HTTP/1.1
+	// (zimserver -http1-only), like a ZEGO host without HTTP/2.
+	HTTP1Only bool
 	// Latency, when set, puts a latency-injecting proxy (internal/local/netem)
 	// with the profile's links in front of the local ZIM server and the
 	// local Secrets Manager; the functions reach both through them

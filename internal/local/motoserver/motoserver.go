@@ -8,14 +8,14 @@
 package motoserver
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"net"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -40,8 +40,14 @@ const (
 // Defaults for the options. The grace is short because moto keeps nothing
 // worth flushing, and on SIGTERM it waits for every open keep-alive
 // connection to close, which an SDK client in the same process may never do.
+//
+// The ready timeout only guards against a server that hangs: Start returns
+// as soon as moto answers, and at once when it exits. moto's start-up is
+// Python importing its modules, CPU-bound: about 1 s on an idle machine, but
+// 17.5 s was measured on a 2-core machine at load average 20, and 20 s
+// (the former bound) failed tests that had nothing to do with start-up time.
 const (
-	DefaultReadyTimeout = 20 * time.Second
+	DefaultReadyTimeout = 2 * time.Minute
 	DefaultStopGrace    = time.Second
 )
 
@@ -59,6 +65,7 @@ type Server struct {
 	grace    time.Duration
 	exited   chan struct{} // closed when the process has been waited for
 	waitErr  error         // set before exited is closed
+	listen   chan string   // the URL moto names once it listens
 	stopOnce sync.Once
 }
 
@@ -115,55 +122,76 @@ func Start(ctx context.Context, opts ...Option) (*Server, error) {
 	ctx, cancel := context.WithTimeout(ctx, o.readyTimeout)
 	defer cancel()
 
-	// The free port is found by binding and releasing it, so another process
-	// may take it before moto does: then moto exits and we try another port.
-	var lastErr error
-	for range 3 {
-		s, err := start(ctx, bin, o)
-		if err == nil {
-			return s, nil
-		}
-		lastErr = err
-		if ctx.Err() != nil {
-			break
-		}
-	}
-	return nil, lastErr
-}
-
-func start(ctx context.Context, bin string, o options) (*Server, error) {
-	port, err := freePort()
+	s, err := start(bin, o)
 	if err != nil {
-		return nil, fmt.Errorf("motoserver: finding a free port: %w", err)
+		return nil, err
 	}
-	cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", strconv.Itoa(port))
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Env = append(childEnv(os.Environ()), o.env...)
-	if o.stdout != nil {
-		cmd.Stdout = o.stdout
-	}
-	if o.stderr != nil {
-		cmd.Stderr = o.stderr
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("motoserver: starting %s: %w", bin, err)
-	}
-	s := &Server{
-		URL:    "http://127.0.0.1:" + strconv.Itoa(port),
-		name:   bin,
-		cmd:    cmd,
-		grace:  o.stopGrace,
-		exited: make(chan struct{}),
-	}
-	go func() {
-		s.waitErr = cmd.Wait()
-		close(s.exited)
-	}()
 	if err := s.waitReady(ctx); err != nil {
 		s.Stop()
 		return nil, err
 	}
 	return s, nil
+}
+
+// start runs moto on port 0: it binds a port of the kernel's choosing and
+// names it on stderr. A port found free beforehand could be taken by another
+// process during moto's start-up (seconds on a loaded machine), whose answers
+// would then pass for moto's.
+func start(bin string, o options) (*Server, error) {
+	cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", "0")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	setDeathSignal(cmd.SysProcAttr)
+	cmd.Env = append(childEnv(os.Environ()), o.env...)
+	if o.stdout != nil {
+		cmd.Stdout = o.stdout
+	}
+	stderr, w, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("motoserver: %w", err)
+	}
+	cmd.Stderr = w
+	err = cmd.Start()
+	w.Close()
+	if err != nil {
+		stderr.Close()
+		return nil, fmt.Errorf("motoserver: starting %s: %w", bin, err)
+	}
+	s := &Server{
+		name:   bin,
+		cmd:    cmd,
+		grace:  o.stopGrace,
+		exited: make(chan struct{}),
+		listen: make(chan string, 1),
+	}
+	go s.readStderr(stderr, o.stderr)
+	go func() {
+		s.waitErr = cmd.Wait()
+		close(s.exited)
+	}()
+	return s, nil
+}
+
+// readStderr passes moto's stderr on to out (nil: discarded) and sends the
+// URL of its " * Running on http://127.0.0.1:PORT" line on s.listen. It reads
+// until moto exits, so that moto never blocks writing its request log.
+func (s *Server) readStderr(r *os.File, out *os.File) {
+	defer r.Close()
+	var dst io.Writer = io.Discard
+	if out != nil {
+		dst = out
+	}
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		line := sc.Text()
+		fmt.Fprintln(dst, line)
+		if _, u, ok := strings.Cut(line, "Running on "); ok && strings.HasPrefix(u, "http://") {
+			select {
+			case s.listen <- strings.TrimSpace(u):
+			default:
+			}
+		}
+	}
+	_, _ = io.Copy(dst, r) // past a line too long for the scanner
 }
 
 // childEnv is the caller's environment without its AWS settings: the boto
@@ -180,8 +208,16 @@ func childEnv(env []string) []string {
 	return append(out, "AWS_CONFIG_FILE="+os.DevNull, "AWS_SHARED_CREDENTIALS_FILE="+os.DevNull)
 }
 
-// waitReady polls the server until it answers HTTP with any status.
+// waitReady waits for moto to name its port, then polls it until it answers
+// HTTP with any status.
 func (s *Server) waitReady(ctx context.Context) error {
+	select {
+	case s.URL = <-s.listen:
+	case <-s.exited:
+		return fmt.Errorf("motoserver: %s exited before answering: %v", s.name, s.waitErr)
+	case <-ctx.Done():
+		return fmt.Errorf("motoserver: %s did not answer (it named no port) in time: %w", s.name, ctx.Err())
+	}
 	client := &http.Client{Timeout: time.Second}
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
@@ -202,15 +238,6 @@ func (s *Server) waitReady(ctx context.Context) error {
 		case <-tick.C:
 		}
 	}
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // PID is the server process's id (also its process group id).

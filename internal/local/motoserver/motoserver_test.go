@@ -3,6 +3,7 @@ package motoserver_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -21,7 +22,24 @@ import (
 
 func TestMain(m *testing.M) {
 	testenv.Require(testenv.MotoServer)
+	if os.Getenv(starterEnv) == "1" {
+		runStarter() // never returns
+	}
 	os.Exit(m.Run())
+}
+
+// starterEnv makes the test binary a process that starts moto, prints its
+// PID and waits to be killed.
+const starterEnv = "MOTOSERVER_TEST_STARTER"
+
+func runStarter() {
+	s, err := motoserver.Start(context.Background())
+	if err != nil {
+		fmt.Println("error", err)
+		os.Exit(1)
+	}
+	fmt.Println("moto pid", s.PID())
+	select {}
 }
 
 func TestStartServesSecretsManager(t *testing.T) {

@@ -43,6 +43,7 @@ type Server struct {
 	rateN       int
 	rateWindow  time.Duration
 	missingCode int
+	http1Only   bool
 
 	mu       sync.Mutex
 	apps     map[uint32]string
@@ -86,6 +87,13 @@ func WithRateLimit(n int, window time.Duration) Option {
 // that does not exist; 0 answers success. Default DefaultMissingConversationCode.
 func WithMissingConversationCode(code int) Option {
 	return func(s *Server) { s.missingCode = code }
+}
+
+// WithoutHTTP2 makes StartTLS offer only HTTP/1.1 (ALPN "http/1.1"), like a
+// server without HTTP/2: clients that offer h2 as well speak HTTP/1.1 to it.
+// Start serves HTTP/1.1 only in any case.
+func WithoutHTTP2() Option {
+	return func(s *Server) { s.http1Only = true }
 }
 
 // WithLogger makes the server log one line per API request (never a secret or

@@ -28,8 +28,8 @@ func NewTLSServer(opts ...Option) *Server {
 	return s
 }
 
-// StartTLS is Start for HTTPS: it serves TLS 1.2 and 1.3, HTTP/2 and
-// HTTP/1.1 (chosen by ALPN) with a certificate made for this server, and sets
+// StartTLS is Start for HTTPS: it serves TLS 1.2 and 1.3, HTTP/2 (unless
+// WithoutHTTP2) and HTTP/1.1 (chosen by ALPN) with a certificate made for this server, and sets
 // s.URL to "https://…". The certificate is signed by a certificate authority
 // of its own, whose certificate CertificatePEM returns. It panics if the
 // server was already started, like httptest.Server.StartTLS.
@@ -48,7 +48,7 @@ func (s *Server) StartTLS() {
 	s.srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	s.srv.Protocols = new(http.Protocols)
 	s.srv.Protocols.SetHTTP1(true)
-	s.srv.Protocols.SetHTTP2(true)
+	s.srv.Protocols.SetHTTP2(!s.http1Only)
 	s.client = newClient(&tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12})
 	go func() { _ = s.srv.ServeTLS(s.Listener, "", "") }()
 }

@@ -199,3 +199,24 @@ func TestStartTLSTwicePanics(t *testing.T) {
 		})
 	}
 }
+
+// TestTLSServerWithoutHTTP2: a client offering h2 speaks HTTP/1.1 to a server
+// started WithoutHTTP2.
+func TestTLSServerWithoutHTTP2(t *testing.T) {
+	t.Parallel()
+	s := zimtest.NewTLSServer(zimtest.WithApp(appA, secretA), zimtest.WithoutHTTP2())
+	t.Cleanup(s.Close)
+	for name, hc := range map[string]*http.Client{
+		"Client":           s.Client(),
+		"PEM, offering h2": clientTrusting(t, s.CertificatePEM(), true, 0),
+	} {
+		s.Seed(appA, "h1-"+name, testConv("bob"))
+		a, resp := postWith(t, hc, s.URL, query("DeleteConv", appA, secretA, time.Now()), deleteBody("h1-"+name, "bob", 0))
+		if a.Code != 0 {
+			t.Errorf("%s: DeleteConv: Code %d", name, a.Code)
+		}
+		if resp.ProtoMajor != 1 || resp.TLS == nil || resp.TLS.NegotiatedProtocol == "h2" {
+			t.Errorf("%s: answered over %s (ALPN %q), want HTTP/1.1 over TLS", name, resp.Proto, resp.TLS.NegotiatedProtocol)
+		}
+	}
+}

@@ -1,0 +1,7 @@
+//go:build !linux
+
+package motoserver
+
+import "syscall"
+
+func setDeathSignal(*syscall.SysProcAttr) {}
