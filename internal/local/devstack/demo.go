@@ -68,7 +68,11 @@ type successBody struct {
 	Deleted        int   `json:"Deleted"`
 	AlreadyDeleted int   `json:"AlreadyDeleted"`
 	Failed         int   `json:"Failed"`
-	Error          *struct {
+	// A job status answer's.
+	JobID  string `json:"JobId"`
+	State  string `json:"State"`
+	Rounds int    `json:"Rounds"`
+	Error  *struct {
 		Code      string `json:"code"`
 		Message   string `json:"message"`
 		Field     string `json:"field"`
@@ -79,8 +83,14 @@ type successBody struct {
 
 func succeeded(outcome string) bool { return outcome == "deleted" || outcome == "already_deleted" }
 
+// isStatus reports whether the answer is a job's status body.
+func (b successBody) isStatus() bool { return b.JobID != "" && b.State != "" }
+
 // outcomeText is the answer's outcome, with an AllConversations summary.
 func (b successBody) outcomeText() string {
+	if b.isStatus() {
+		return fmt.Sprintf("job %s %s (%d conversations deleted, %d already deleted, %d failed, %d round(s))", b.JobID, b.State, b.Deleted, b.AlreadyDeleted, b.Failed, b.Rounds)
+	}
 	if b.Complete == nil {
 		return b.Outcome
 	}
@@ -115,6 +125,10 @@ func Evaluate(s Sample, inv InvokeResult, err error) Result {
 
 func evalDirect(r *Result) {
 	inv := r.Invoke
+	if IsStatusRequest(r.Sample.Event) {
+		evalStatus(r)
+		return
+	}
 	want := CheckRequest(r.Sample.Event)
 	if want == nil {
 		r.Want = "deleted or already_deleted"
@@ -138,9 +152,30 @@ func evalDirect(r *Result) {
 	r.OK = want == nil && (succeeded(b.Outcome) || b.Complete != nil && b.Outcome == "accepted")
 }
 
+// evalStatus expects a job status request to answer with a status body
+// (the demo's earlier samples ran a job for their users).
+func evalStatus(r *Result) {
+	inv := r.Invoke
+	r.Want = "a job's status"
+	if inv.FunctionError {
+		r.Outcome, r.Detail = inv.ErrorType, inv.ErrorMessage
+		return
+	}
+	var b successBody
+	if json.Unmarshal(inv.Body, &b) != nil || !b.isStatus() {
+		r.Outcome, r.Detail = "unexpected answer", snippet(inv.Body)
+		return
+	}
+	r.Outcome, r.OK = b.outcomeText(), true
+}
+
 func evalAPI(r *Result) {
 	inv := r.Invoke
 	req := parseAPIRequest(r.Sample.Trigger, r.Sample.Event)
+	if req.method == http.MethodGet && (strings.HasSuffix(req.path, StatusPath) || strings.Contains(req.path, StatusPath+"/")) {
+		evalAPIStatus(r)
+		return
+	}
 	var want error
 	switch {
 	case !strings.HasSuffix(req.path, RoutePath):
@@ -186,6 +221,37 @@ func evalAPI(r *Result) {
 	}
 	if r.ZegoCode == nil {
 		r.fromLog()
+	}
+}
+
+// evalAPIStatus expects GET on the job status routes to answer 200 with a
+// status body, or 404 with the error object when the user has no job.
+func evalAPIStatus(r *Result) {
+	inv := r.Invoke
+	r.Want = "200 with a job's status, or 404"
+	if inv.FunctionError {
+		r.Outcome, r.Detail = inv.ErrorType, inv.ErrorMessage
+		return
+	}
+	var resp struct {
+		StatusCode int    `json:"statusCode"`
+		Body       string `json:"body"`
+	}
+	if json.Unmarshal(inv.Body, &resp) != nil || resp.StatusCode == 0 {
+		r.Outcome, r.Detail = "unexpected answer", snippet(inv.Body)
+		return
+	}
+	r.Status = resp.StatusCode
+	var b successBody
+	_ = json.Unmarshal([]byte(resp.Body), &b)
+	switch {
+	case b.Error != nil:
+		r.Outcome, r.Detail = b.Error.Code, b.Error.Message
+		r.OK = resp.StatusCode == http.StatusNotFound
+	case b.isStatus():
+		r.Outcome, r.OK = b.outcomeText(), resp.StatusCode == http.StatusOK
+	default:
+		r.Outcome, r.Detail = "unexpected answer", snippet([]byte(resp.Body))
 	}
 }
 

@@ -39,6 +39,8 @@ func TestEvaluate(t *testing.T) {
 	}
 	restEvent := `{"httpMethod": "POST", "path": "/conversations/delete", "requestContext": {}, "isBase64Encoded": true, "body": "eyJGcm9tVXNlcklkIjogImNhcm9sIiwgIkNvbnZJZCI6ICJhbGljZSIsICJDb252VHlwZSI6IDB9"}`
 	ok200 := `{"statusCode": 200, "headers": {"Content-Type": "application/json"}, "body": "{\"Code\":0,\"Message\":\"success\",\"RequestId\":\"r1\",\"Outcome\":\"deleted\"}"}`
+	statusBody := `{"JobId":"j-1","FromUserId":"erin","State":"complete","Deleted":12,"AlreadyDeleted":0,"Failed":0,"Rounds":1}`
+	statusEvent := `{"version": "2.0", "rawPath": "/conversations/jobs", "requestContext": {"http": {"method": "GET"}}}`
 	bad400 := `{"statusCode": 400, "body": "{\"error\":{\"code\":\"InvalidRequest\",\"message\":\"ConvType must be 0 or 2\",\"field\":\"ConvType\"}}"}`
 
 	for _, tc := range []struct {
@@ -68,6 +70,12 @@ func TestEvaluate(t *testing.T) {
 		{"SQS good record failed too", sampleOf("s.json", sqsEvent), devstack.InvokeResult{Body: []byte(`{"batchItemFailures":[{"itemIdentifier":"m-bad"},{"itemIdentifier":"m-good"}]}`)}, nil, false, "0 succeeded, 2 failed", ""},
 		{"SQS unknown id", sampleOf("s.json", sqsEvent), devstack.InvokeResult{Body: []byte(`{"batchItemFailures":[{"itemIdentifier":"m-bad"},{"itemIdentifier":"nope"}]}`)}, nil, false, "0 succeeded, 2 failed", ""},
 		{"SQS function error", sampleOf("s.json", sqsEvent), devstack.InvokeResult{FunctionError: true, ErrorType: "Timeout"}, nil, false, "Timeout", ""},
+		{"direct status", sampleOf("j.json", `{"FromUserId": "erin", "JobStatus": true}`), devstack.InvokeResult{Body: []byte(statusBody)}, nil, true, "job j-1 complete (12 conversations deleted, 0 already deleted, 0 failed, 1 round(s))", ""},
+		{"direct status by id", sampleOf("j.json", `{"JobId": "j-1"}`), devstack.InvokeResult{Body: []byte(statusBody)}, nil, true, "job j-1 complete (12 conversations deleted, 0 already deleted, 0 failed, 1 round(s))", ""},
+		{"direct status refused", sampleOf("j.json", `{"FromUserId": "erin", "JobStatus": true}`), devstack.InvokeResult{FunctionError: true, ErrorType: "InvalidRequest"}, nil, false, "InvalidRequest", ""},
+		{"HTTP status 200", sampleOf("g.json", statusEvent), devstack.InvokeResult{Body: []byte(`{"statusCode": 200, "body": ` + quote(statusBody) + `}`)}, nil, true, "job j-1 complete (12 conversations deleted, 0 already deleted, 0 failed, 1 round(s))", ""},
+		{"HTTP status 404", sampleOf("g.json", statusEvent), devstack.InvokeResult{Body: []byte(`{"statusCode": 404, "body": "{\"error\":{\"code\":\"NotFound\",\"message\":\"no job\"}}"}`)}, nil, true, "NotFound", ""},
+		{"HTTP status 400", sampleOf("g.json", statusEvent), devstack.InvokeResult{Body: []byte(bad400)}, nil, false, "InvalidRequest", ""},
 		{"unknown shape fails", sampleOf("u.json", `[1]`), devstack.InvokeResult{FunctionError: true, ErrorType: "InvalidRequest"}, nil, true, "InvalidRequest", ""},
 	} {
 		r := devstack.Evaluate(tc.sample, tc.inv, tc.err)

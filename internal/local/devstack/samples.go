@@ -182,6 +182,28 @@ func CheckRequest(body []byte) error {
 	return zim.DeleteConvRequest{FromUserID: from, ConvID: conv, ConvType: zim.ConvType(convType)}.Validate()
 }
 
+// IsStatusRequest reports whether body is a direct job status request of the
+// contract: {"FromUserId": "<id>", "JobStatus": true} or {"JobId": "<id>"},
+// nothing else.
+func IsStatusRequest(body []byte) bool {
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(body, &fields) != nil {
+		return false
+	}
+	var s string
+	switch len(fields) {
+	case 1:
+		return json.Unmarshal(fields["JobId"], &s) == nil && s != ""
+	case 2:
+		return json.Unmarshal(fields["FromUserId"], &s) == nil && s != "" && string(bytes.TrimSpace(fields["JobStatus"])) == "true"
+	}
+	return false
+}
+
+// StatusPath is the job status routes' path: GET StatusPath?FromUserId=<id>
+// and GET StatusPath/{jobId}.
+const StatusPath = "/conversations/jobs"
+
 // apiRequest is what the expectation needs of an API Gateway event.
 type apiRequest struct {
 	method, path string
