@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -27,7 +26,7 @@ import (
 // condition and writes without a lock, on one thread per request, so two
 // concurrent conditional writes can both succeed against the same old item
 // (seen here as two slots less than a spacing apart).
-// testdata/moto_server_atomic explains.
+// motoserver's atomic.py explains.
 var shared struct {
 	once sync.Once
 	srv  *motoserver.Server
@@ -51,12 +50,7 @@ var tableSeq atomic.Int64
 func motoTable(t testing.TB) (*dynamodb.Client, string) {
 	t.Helper()
 	shared.once.Do(func() {
-		bin, err := filepath.Abs("testdata/moto_server_atomic")
-		if err != nil {
-			shared.err = err
-			return
-		}
-		shared.srv, shared.err = motoserver.Start(context.Background(), motoserver.WithBinary(bin))
+		shared.srv, shared.err = motoserver.Start(context.Background())
 	})
 	if shared.err != nil {
 		t.Fatalf("starting moto_server: %v", shared.err)

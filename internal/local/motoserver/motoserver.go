@@ -119,10 +119,18 @@ func Start(ctx context.Context, opts ...Option) (*Server, error) {
 		}
 		return nil, fmt.Errorf("%w (looked for %q: %v)", ErrNotFound, o.binary, err)
 	}
+	var args []string
+	if o.binary == Binary {
+		// moto_server's own Python runs atomic.py, which serves the same
+		// moto with DynamoDB writes made atomic (see atomic.py).
+		if bin, args, err = atomicCommand(); err != nil {
+			return nil, err
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, o.readyTimeout)
 	defer cancel()
 
-	s, err := start(bin, o)
+	s, err := start(bin, args, o)
 	if err != nil {
 		return nil, err
 	}
@@ -137,8 +145,8 @@ func Start(ctx context.Context, opts ...Option) (*Server, error) {
 // names it on stderr. A port found free beforehand could be taken by another
 // process during moto's start-up (seconds on a loaded machine), whose answers
 // would then pass for moto's.
-func start(bin string, o options) (*Server, error) {
-	cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", "0")
+func start(bin string, args []string, o options) (*Server, error) {
+	cmd := exec.Command(bin, append(args, "-H", "127.0.0.1", "-p", "0")...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	setDeathSignal(cmd.SysProcAttr)
 	cmd.Env = append(childEnv(os.Environ()), o.env...)

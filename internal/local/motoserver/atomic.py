@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""moto_server whose DynamoDB writes are atomic.
+"""moto_server whose DynamoDB writes are atomic (motoserver.Start runs it).
 
 moto_server answers requests on several threads, and its DynamoDB backend
 reads an item, checks the condition and writes it back without a lock: two
