@@ -428,7 +428,7 @@ func TestPriority(t *testing.T) {
 
 // TestWritesPerThousandDeletions counts the table's write requests (each
 // UpdateItem, its condition met or not, is one) per 1,000 calls in the
-// stack's usual situations over a simulated minute, for docs/budget.md.
+// stack's usual situations over a simulated minute, for docs/performance.md.
 func TestWritesPerThousandDeletions(t *testing.T) {
 	t.Parallel()
 	tests := []struct {

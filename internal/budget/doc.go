@@ -78,5 +78,5 @@
 //
 // Every write, successful or not, is one DynamoDB write request. A lone job
 // books two slots per write; competing instances add writes whose condition
-// failed. docs/budget.md has the counts per 1,000 deletions and their price.
+// failed. docs/performance.md ("Shared rate budget") has the counts per 1,000 deletions and their price.
 package budget

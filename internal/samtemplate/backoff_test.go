@@ -16,7 +16,7 @@ const outage = 6 * time.Hour
 // timeout later.
 const backoffCeiling = 11 * time.Hour
 
-// TestBackoffOutlastsAnOutage checks the defaults' arithmetic (README, template-notes.md): a failing record is
+// TestBackoffOutlastsAnOutage checks the defaults' arithmetic (README "Outages and the dead-letter queue"): a failing record is
 // hidden for min(BackoffMax, BackoffBase × 2^(n−1)) after its n-th receive, so the MaxReceiveCount-th receive
 // comes after a 6-hour outage has ended, the record moves to the dead-letter queue only well within the queue's
 // retention, and the dead-letter queue then keeps it for a week or more.
@@ -56,7 +56,7 @@ func TestBackoffOutlastsAnOutage(t *testing.T) {
 			"outage: the record would reach the dead-letter queue", base, ceiling, n, receive[n], outage)
 	}
 
-	// The figures template.yaml and docs/template-notes.md state.
+	// The figures template.yaml and the README state.
 	documented := []struct {
 		what      string
 		got, want any
@@ -70,7 +70,7 @@ func TestBackoffOutlastsAnOutage(t *testing.T) {
 	}
 	for _, d := range documented {
 		if d.got != d.want {
-			t.Errorf("%s: %v, documented as %v: change the template's comments and template-notes.md with it", d.what, d.got, d.want)
+			t.Errorf("%s: %v, documented as %v: change the template's comments and the README with it", d.what, d.got, d.want)
 		}
 	}
 

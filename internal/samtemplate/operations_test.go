@@ -14,7 +14,7 @@ import (
 // emfDimensions is the dimension set of each metric the function writes (EMF, namespace outcome.MetricsNamespace)
 // that the alarms and the dashboard read: issue 19 adds the function's name beside the outcome, so that the two
 // functions, and a second stack in the same account, are separate series. The job and budget metrics are the
-// ones docs/template-notes.md names for the code to write. A series of another dimension set is another metric in
+// ones the dashboard reads. A series of another dimension set is another metric in
 // CloudWatch: an alarm on it would never fire.
 var emfDimensions = map[string][]string{
 	"Requests":                {"FunctionName", "Outcome"},
