@@ -130,6 +130,7 @@ func (h *Handler) Invoke(ctx context.Context, payload []byte) (out []byte, err e
 		h.metrics.Flush(&inv.counts)
 		h.metrics.Flush(&h.late)
 		h.flushStale()
+		h.metrics.FlushJobs(int(inv.rounds.Load()), int(inv.completed.Load()))
 		h.flushBudgetErrors()
 		if h.budgetWaits != nil {
 			h.metrics.FlushBudgetWaits(h.budgetWaits())
@@ -205,6 +206,9 @@ type invocation struct {
 	// onSuccess, if set, is told of every call that succeeded (an SQS
 	// batch's early stop). It must not block.
 	onSuccess func()
+	// rounds counts the job rounds this invocation ran, completed the jobs
+	// that ended complete, for the jobs' metrics.
+	rounds, completed atomic.Int64
 }
 
 // result is how one request ended.

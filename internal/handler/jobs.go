@@ -85,6 +85,10 @@ func (inv *invocation) deleteAll(ctx context.Context, req request.Request, rec *
 		p.JobID, p.StartedAt = rd.JobID, rd.StartedAt
 	}
 	r := j.Run(ctx, p)
+	inv.rounds.Add(1)
+	if r.Summary != nil && r.Summary.Complete {
+		inv.completed.Add(1)
+	}
 	res := result{outcome: r.Outcome, resp: r.Resp, err: r.Err, job: r.Summary, resumable: r.Next != nil}
 	if r.Next == nil || q.URL == "" {
 		if rd != nil {

@@ -168,6 +168,19 @@ const BudgetTableErrorsMetric = "BudgetTableErrors"
 // nothing when n is 0.
 func (m *Metrics) FlushBudgetErrors(n int) { m.flushCount(BudgetTableErrorsMetric, n) }
 
+// JobRoundsMetric counts the rounds of AllConversations jobs that ran, and
+// JobsCompletedMetric the jobs that ended complete.
+const (
+	JobRoundsMetric     = "JobRounds"
+	JobsCompletedMetric = "JobsCompleted"
+)
+
+// FlushJobs writes the job rounds run and the jobs completed; nothing for a 0.
+func (m *Metrics) FlushJobs(rounds, completed int) {
+	m.flushCount(JobRoundsMetric, rounds)
+	m.flushCount(JobsCompletedMetric, completed)
+}
+
 // flushCount writes one line with metric = n, dimensioned by FunctionName
 // only; nothing when n is 0.
 func (m *Metrics) flushCount(metric string, n int) {

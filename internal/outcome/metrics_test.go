@@ -150,8 +150,9 @@ func TestMetricsFunctionNameDimension(t *testing.T) {
 			m.FlushStale(2)
 			m.FlushBudgetErrors(3)
 			m.FlushBudgetWaits([]time.Duration{5 * time.Millisecond})
+			m.FlushJobs(4, 1)
 			lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
-			if len(lines) != 5 {
+			if len(lines) != 7 {
 				t.Fatalf("%d lines, want deleted, throttled, stale, budget errors, budget waits:\n%s", len(lines), buf.String())
 			}
 			for i, raw := range lines {
@@ -175,6 +176,12 @@ func TestMetricsFunctionNameDimension(t *testing.T) {
 			}
 			if _, root := parseEMF(t, lines[3]); root[BudgetTableErrorsMetric] != 3.0 {
 				t.Errorf("budget errors line %s", lines[3])
+			}
+			if _, root := parseEMF(t, lines[5]); root[JobRoundsMetric] != 4.0 {
+				t.Errorf("job rounds line %s", lines[5])
+			}
+			if _, root := parseEMF(t, lines[6]); root[JobsCompletedMetric] != 1.0 {
+				t.Errorf("jobs completed line %s", lines[6])
 			}
 		})
 	}
