@@ -225,20 +225,7 @@ func (d *DynamoDB) End(ctx context.Context, o Owner) error {
 		expression.Name(attrJobID).Equal(expression.Value(o.JobID)),
 		expression.Name(attrRound).Equal(expression.Value(o.Round)),
 	)
-	expr, err := expression.NewBuilder().WithUpdate(upd).WithCondition(cond).Build()
-	if err != nil {
-		return err
-	}
-	_, err = d.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName: aws.String(d.table), Key: key(o.Key),
-		UpdateExpression: expr.Update(), ConditionExpression: expr.Condition(),
-		ExpressionAttributeNames: expr.Names(), ExpressionAttributeValues: expr.Values(),
-	})
-	var ccf *types.ConditionalCheckFailedException
-	if errors.As(err, &ccf) {
-		return ErrConflict
-	}
-	return err
+	return d.updateIf(ctx, o.Key, upd, cond)
 }
 
 // Reopen implements Store with one conditional UpdateItem.
@@ -249,12 +236,17 @@ func (d *DynamoDB) Reopen(ctx context.Context, o Owner) error {
 		expression.Name(attrRound).Equal(expression.Value(o.Round)),
 		expression.Name(attrEnded).Equal(expression.Value(o.Round)),
 	)
+	return d.updateIf(ctx, o.Key, upd, cond)
+}
+
+// updateIf applies upd to the item k if cond holds; ErrConflict if not.
+func (d *DynamoDB) updateIf(ctx context.Context, k string, upd expression.UpdateBuilder, cond expression.ConditionBuilder) error {
 	expr, err := expression.NewBuilder().WithUpdate(upd).WithCondition(cond).Build()
 	if err != nil {
 		return err
 	}
 	_, err = d.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName: aws.String(d.table), Key: key(o.Key),
+		TableName: aws.String(d.table), Key: key(k),
 		UpdateExpression: expr.Update(), ConditionExpression: expr.Condition(),
 		ExpressionAttributeNames: expr.Names(), ExpressionAttributeValues: expr.Values(),
 	})
