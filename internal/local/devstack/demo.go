@@ -170,7 +170,6 @@ func evalStatus(r *Result) {
 }
 
 func evalAPI(r *Result) {
-	inv := r.Invoke
 	req := parseAPIRequest(r.Sample.Trigger, r.Sample.Event)
 	if req.method == http.MethodGet && (strings.HasSuffix(req.path, StatusPath) || strings.Contains(req.path, StatusPath+"/")) {
 		evalAPIStatus(r)
@@ -194,44 +193,32 @@ func evalAPI(r *Result) {
 	} else {
 		r.Want = "a 4xx status (" + want.Error() + ")"
 	}
-	if inv.FunctionError {
-		r.Outcome, r.Detail = inv.ErrorType, inv.ErrorMessage
+	b, ok := r.proxyAnswer()
+	if !ok {
 		return
 	}
-	var resp struct {
-		StatusCode int    `json:"statusCode"`
-		Body       string `json:"body"`
-	}
-	if json.Unmarshal(inv.Body, &resp) != nil || resp.StatusCode == 0 {
-		r.Outcome, r.Detail = "unexpected answer", snippet(inv.Body)
-		return
-	}
-	r.Status = resp.StatusCode
-	var b successBody
-	_ = json.Unmarshal([]byte(resp.Body), &b)
 	if b.Error != nil {
 		r.Outcome, r.Detail, r.ZegoCode, r.ZegoRequestID = b.Error.Code, b.Error.Message, b.Error.ZegoCode, b.Error.RequestID
 	} else {
 		r.Outcome, r.ZegoCode, r.ZegoRequestID = b.outcomeText(), b.Code, b.RequestID
 	}
 	if want == nil {
-		r.OK = resp.StatusCode == http.StatusOK && succeeded(b.Outcome)
+		r.OK = r.Status == http.StatusOK && succeeded(b.Outcome)
 	} else {
-		r.OK = resp.StatusCode/100 == 4
+		r.OK = r.Status/100 == 4
 	}
 	if r.ZegoCode == nil {
 		r.fromLog()
 	}
 }
 
-// evalAPIStatus expects GET on the job status routes to answer 200 with a
-// status body, or 404 with the error object when the user has no job.
-func evalAPIStatus(r *Result) {
+// proxyAnswer decodes an API Gateway proxy answer into r.Status and the
+// body; false (with r's outcome set) for a function error or another answer.
+func (r *Result) proxyAnswer() (successBody, bool) {
 	inv := r.Invoke
-	r.Want = "200 with a job's status, or 404"
 	if inv.FunctionError {
 		r.Outcome, r.Detail = inv.ErrorType, inv.ErrorMessage
-		return
+		return successBody{}, false
 	}
 	var resp struct {
 		StatusCode int    `json:"statusCode"`
@@ -239,19 +226,30 @@ func evalAPIStatus(r *Result) {
 	}
 	if json.Unmarshal(inv.Body, &resp) != nil || resp.StatusCode == 0 {
 		r.Outcome, r.Detail = "unexpected answer", snippet(inv.Body)
-		return
+		return successBody{}, false
 	}
 	r.Status = resp.StatusCode
 	var b successBody
 	_ = json.Unmarshal([]byte(resp.Body), &b)
+	return b, true
+}
+
+// evalAPIStatus expects GET on the job status routes to answer 200 with a
+// status body, or 404 with the error object when the user has no job.
+func evalAPIStatus(r *Result) {
+	r.Want = "200 with a job's status, or 404"
+	b, ok := r.proxyAnswer()
+	if !ok {
+		return
+	}
 	switch {
 	case b.Error != nil:
 		r.Outcome, r.Detail = b.Error.Code, b.Error.Message
-		r.OK = resp.StatusCode == http.StatusNotFound
+		r.OK = r.Status == http.StatusNotFound
 	case b.isStatus():
-		r.Outcome, r.OK = b.outcomeText(), resp.StatusCode == http.StatusOK
+		r.Outcome, r.OK = b.outcomeText(), r.Status == http.StatusOK
 	default:
-		r.Outcome, r.Detail = "unexpected answer", snippet([]byte(resp.Body))
+		r.Outcome, r.Detail = "unexpected answer", snippet(r.Invoke.Body)
 	}
 }
 
