@@ -62,7 +62,8 @@ func TestRegistry(t *testing.T) {
 		name string
 		f    func(*testing.T)
 	}{
-		{"SentTwice", testRegistrySentTwice},
+		{"SentTwice", func(t *testing.T) { testRegistrySentTwice(t, "twice", 2*time.Second) }},
+		{"SentTwiceAtOnce", func(t *testing.T) { testRegistrySentTwice(t, "twice-at-once", 0) }},
 		{"ContinuationDeliveredTwice", testRegistryContinuationDeliveredTwice},
 		{"ContinuationSendTimedOut", testRegistryContinuationSendTimedOut},
 		{"NewConversationsDuringJob", testRegistryNewConversationsDuringJob},
@@ -252,21 +253,21 @@ func checkComplete(t *testing.T, st jobStatus, user string, m registryJob) {
 }
 
 // testRegistrySentTwice: the same AllConversations message sent twice (two
-// SendMessage calls, 2 s apart, as a producer's retry after a timeout) for a
-// user with 600 conversations. The second joins the first's job: every
-// conversation deleted once, nothing in the dead-letter queue, at most 3% of
-// the DeleteConv calls for conversations already gone.
-func testRegistrySentTwice(t *testing.T) {
-	const user, n = "twice", 600
-	s, q := queueStack(t, "registry-twice", devstack.QueueConfig{})
+// SendMessage calls, gap apart: 2 s, as a producer's retry after a timeout,
+// so that the other queue instance takes it while the first is busy; or
+// back to back, so that both arrive in one batch or in both instances at
+// once) for a user with 600 conversations. The second joins the first's job:
+// every conversation deleted once, nothing in the dead-letter queue, at most
+// 3% of the DeleteConv calls for conversations already gone.
+func testRegistrySentTwice(t *testing.T, user string, gap time.Duration) {
+	const n = 600
+	s, q := queueStack(t, "registry-"+user, devstack.QueueConfig{})
 	w := newWorld(t, s)
 	convs := seedUser(t, s, user, n)
 	body := allConversations(user)
 	start := time.Now()
 	first := sendOne(t, q, body)
-	// The producer's retry: a second SendMessage a little later, so that the
-	// other queue instance (the first one is busy) takes it.
-	time.Sleep(2 * time.Second)
+	time.Sleep(gap)
 	second := sendOne(t, q, body)
 	waitDrained(t, q, 4*time.Minute)
 	m := checkRegistryJob(t, s, q, w, user, convs, time.Since(start), false)
@@ -281,7 +282,7 @@ func testRegistrySentTwice(t *testing.T) {
 		t.Error("no queue instance ran a bootstrap")
 	}
 	checkComplete(t, directStatus(t, s, user), user, m)
-	t.Logf("FIGURES sent twice (%d conversations): first delivered to %v, second to %v; %v", n, deliveredTo(q, first), deliveredTo(q, second), m)
+	t.Logf("FIGURES sent twice %v apart (%d conversations): first delivered to %v, second to %v; %v", gap, n, deliveredTo(q, first), deliveredTo(q, second), m)
 }
 
 // testRegistryContinuationDeliveredTwice: a copy of a job's round-2
