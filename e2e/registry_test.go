@@ -68,6 +68,7 @@ func TestRegistry(t *testing.T) {
 		{"ContinuationSendTimedOut", testRegistryContinuationSendTimedOut},
 		{"NewConversationsDuringJob", testRegistryNewConversationsDuringJob},
 		{"StatusOfHTTPJob", testRegistryStatusOfHTTPJob},
+		{"WithoutTable", testRegistryWithoutTable},
 	} {
 		wg.Go(func() { t.Run(tc.name, tc.f) })
 	}
@@ -686,4 +687,72 @@ func testRegistryStatusOfHTTPJob(t *testing.T) {
 	}
 	t.Logf("FIGURES status of an HTTP job (%d conversations): Location samples (time since POST, state, deleted, rounds) %v; final %+v; %v",
 		n, samples, latest, m)
+}
+
+// testRegistryWithoutTable is the stack without the shared table (no
+// ZEGO_STATE_TABLE: the static rate split, no registry), where jobs behave as
+// before issue 18: the same message sent twice, 2 s apart, starts two chains
+// that race through the same 600 conversations, each to its own "job
+// complete"; and the status routes answer 404 saying why. Its figures are the
+// "before" of the message sent twice.
+func testRegistryWithoutTable(t *testing.T) {
+	const user, n = "no-table", 600
+	cfg := config("registry-no-table", devstack.FunctionConfig{})
+	cfg.Queue, cfg.NoStateTable = &devstack.QueueConfig{}, true
+	s, err := devstack.Start(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	q := s.Queue()
+	w := newWorld(t, s)
+	seedUser(t, s, user, n)
+	body := allConversations(user)
+	start := time.Now()
+	sendOne(t, q, body)
+	time.Sleep(2 * time.Second)
+	sendOne(t, q, body)
+	waitDrained(t, q, 4*time.Minute)
+	wall := time.Since(start)
+
+	c, err := q.Counts(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	left, err := w.admin.Conversations(t.Context(), w.app, user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DeadLetters != 0 || len(left) != 0 {
+		t.Errorf("dead letters %d, %d conversations left; want none", c.DeadLetters, len(left))
+	}
+	logs := registryLogs(s)
+	ids, done := jobIDs(linesOf(logs, msgComplete)), linesOf(logs, msgComplete)
+	if len(ids) != 2 || len(done) != 2 || len(linesOf(logs, msgJoined)) != 0 {
+		t.Errorf("jobs %v, %d %q lines, %d joined; want two chains, each complete, none joined", ids, len(done), msgComplete, len(linesOf(logs, msgJoined)))
+	}
+	m := measureJob(t, w, q, user)
+	if m.deleted != n {
+		t.Errorf("%d deletions, want each of the %d conversations once", m.deleted, n)
+	}
+
+	res := invoke(t, s, fmt.Appendf(nil, `{"FromUserId": %q, "JobStatus": true}`, user))
+	if !res.FunctionError || res.ErrorType != "NotFound" || !strings.Contains(res.ErrorMessage, "ZEGO_STATE_TABLE") {
+		t.Errorf("direct status without the table: %s (%s: %s), want NotFound naming ZEGO_STATE_TABLE", res.Body, res.ErrorType, res.ErrorMessage)
+	}
+	get, err := s.CallHTTP(t.Context(), jobStatusEvent(t, "", user))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var e apiError
+	if get.StatusCode != http.StatusNotFound || json.Unmarshal([]byte(get.Body), &e) != nil || e.Error.Code != "NotFound" || !strings.Contains(e.Error.Message, "ZEGO_STATE_TABLE") {
+		t.Errorf("GET /conversations/jobs without the table: %d %s, want 404 NotFound naming ZEGO_STATE_TABLE", get.StatusCode, get.Body)
+	}
+	t.Logf("FIGURES without the table, sent twice 2s apart (%d conversations): wall %s; %d chains; %d DeleteConv calls, %d deleted, %d (%.1f%%) already gone; "+
+		"most DeleteConv in a sliding second %d, %d refused by ZEGO's rate limit",
+		n, wall.Round(100*time.Millisecond), len(ids), m.deletes, m.deleted, m.alreadyGone, m.alreadyGonePercent(), m.maxWindow, m.throttled)
 }
