@@ -82,8 +82,10 @@ type Budget struct {
 	spacing int64         // T, microseconds
 	floor   *rate.Limiter // nil without a floor
 	log     *slog.Logger
-	errs    atomic.Int64  // store failures so far
-	timeout time.Duration // storeTimeout; tests on a loaded machine give moto longer
+	errs    atomic.Int64 // store failures so far
+	// lateSlots counts the slots given up because their caller woke too late.
+	lateSlots atomic.Int64
+	timeout   time.Duration // storeTimeout; tests on a loaded machine give moto longer
 
 	// sem lets one call at a time talk to the store: the others would book
 	// the same slots, and a kept slot may serve them when it answers.
@@ -136,9 +138,20 @@ func (b *Budget) TableErrors() int { return int(b.errs.Load()) }
 // no floor, and ctx's error when ctx ends.
 func (b *Budget) Wait(ctx context.Context) error {
 	start := time.Now()
-	slot, err := b.next(ctx)
-	if err == nil && slot != 0 {
-		err = b.until(ctx, slot)
+	var err error
+	for {
+		var slot int64
+		slot, err = b.next(ctx)
+		if err != nil || slot == 0 {
+			break
+		}
+		var late bool
+		if late, err = b.until(ctx, slot); err != nil || !late {
+			break
+		}
+		// Woken past the slot's slack (a stalled process or machine): sent
+		// now, it would bunch with the slots after it. Take another.
+		b.lateSlots.Add(1)
 	}
 	if err == nil {
 		b.mu.Lock()
@@ -288,28 +301,33 @@ func (b *Budget) hand(first, k int64) (int64, bool) {
 	return 0, false
 }
 
-// until waits for slot's time. A slot past ctx's deadline is not waited for:
-// ErrNoSlot at once, and the slot stays with the instance.
-func (b *Budget) until(ctx context.Context, slot int64) error {
+// until waits for slot's time; late reports that it woke more than
+// lateSlack after it, when the slot must not be used. A slot past ctx's
+// deadline is not waited for: ErrNoSlot at once, and the slot stays with the
+// instance.
+func (b *Budget) until(ctx context.Context, slot int64) (late bool, err error) {
 	at := time.UnixMicro(slot)
 	d := time.Until(at)
-	if d <= 0 {
-		return nil
+	if d > 0 {
+		if dl, ok := ctx.Deadline(); ok && at.After(dl) {
+			b.keep(slot)
+			return false, ErrNoSlot
+		}
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			b.keep(slot)
+			return false, ctx.Err()
+		}
 	}
-	if dl, ok := ctx.Deadline(); ok && at.After(dl) {
-		b.keep(slot)
-		return ErrNoSlot
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		b.keep(slot)
-		return ctx.Err()
-	}
+	return time.Since(at) > lateSlack, nil
 }
+
+// LateSlots is how many slots were given up since New because their caller
+// woke too late for them: a running total, for tests and a metric.
+func (b *Budget) LateSlots() int { return int(b.lateSlots.Load()) }
 
 // sleep waits until at, or returns ErrNoSlot at once if at is past ctx's deadline.
 func sleep(ctx context.Context, at time.Time) error {
