@@ -241,7 +241,7 @@ func New(creds CredentialsSource, opts ...Option) (*Client, error) {
 		if math.IsInf(s.rps, 1) {
 			limit = rate.Inf
 		}
-		s.limiter = rate.NewLimiter(limit, 1)
+		s.limiter = &pacer{lim: rate.NewLimiter(limit, 1)}
 	}
 	return &Client{
 		base:    base,

@@ -68,7 +68,10 @@
 // Requests are spaced at 97% of the configured rate (WithRateLimit, default 20):
 // at exactly 20 per second, 50ms apart, a little network jitter can put a 21st
 // arrival inside ZEGO's one-second window, and the 3% margin (about 51.5ms apart
-// at 20/s) absorbs that. The limit is per Client: callers sharing an AppId must
+// at 20/s) absorbs that. A request whose caller woke more than 15ms after its
+// reserved time (a stalled process) takes the next slot instead of going at
+// once, so a stall cannot release several due requests together. The limit
+// is per Client: callers sharing an AppId must
 // divide ZEGO's budget between them, or share one through WithLimiter.
 //
 // WithLimiter replaces the Client's own limiter with any Limiter, a type with

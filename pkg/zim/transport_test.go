@@ -16,8 +16,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"golang.org/x/time/rate"
 )
 
 // serverKind is what a test server offers.
@@ -272,7 +270,7 @@ func TestPreconnect(t *testing.T) {
 			t.Fatal(err)
 		}
 		// At 1/s, a taken slot would leave less than one token for the first call.
-		if tokens := c.limiter.(*rate.Limiter).Tokens(); tokens < 1 {
+		if tokens := c.limiter.(*pacer).lim.Tokens(); tokens < 1 {
 			t.Errorf("limiter has %v tokens after Preconnect, want its full burst of 1", tokens)
 		}
 		if n := len(z.requests()); n != 0 {

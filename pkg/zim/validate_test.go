@@ -8,8 +8,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"golang.org/x/time/rate"
 )
 
 // wantValidation checks that err is a *ValidationError for field and rule.
@@ -253,10 +251,10 @@ func TestDefaults(t *testing.T) {
 	if c.budget == nil || c.budget.tokens != 10 || c.budget.size != 10 || c.budget.perAnswer != 0.1 {
 		t.Errorf("retry budget = %+v, want a full bucket of 10 refilled by 0.1", c.budget)
 	}
-	if l, ok := c.limiter.(*rate.Limiter); !ok {
-		t.Errorf("limiter: %T, want the Client's own *rate.Limiter", c.limiter)
-	} else if got, want := float64(l.Limit()), 20*0.97; math.Abs(got-want) > 1e-9 || l.Burst() != 1 {
-		t.Errorf("limiter: %v/s burst %d, want %v/s burst 1", got, l.Burst(), want)
+	if p, ok := c.limiter.(*pacer); !ok {
+		t.Errorf("limiter: %T, want the Client's own pacer", c.limiter)
+	} else if got, want := float64(p.lim.Limit()), 20*0.97; math.Abs(got-want) > 1e-9 || p.lim.Burst() != 1 {
+		t.Errorf("limiter: %v/s burst %d, want %v/s burst 1", got, p.lim.Burst(), want)
 	}
 	if c.log.Enabled(t.Context(), slog.LevelError) {
 		t.Error("default logger is not silent")
