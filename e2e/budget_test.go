@@ -170,6 +170,46 @@ func deletionGaps(reqs []zimtest.Request, user string) gaps {
 	return g
 }
 
+// handovers describes each handover between two rounds of user's job: from
+// the previous round's last deletion to the end of its invocation (the
+// continuation sent), from there to the next round's invocation (the queue:
+// receive and batching window), and from that to its first deletion (the
+// listing, and the first slot).
+func handovers(q *devstack.Queue, reqs []zimtest.Request, user string) []string {
+	var times []time.Time
+	for _, r := range reqs {
+		if r.Action == "DeleteConv" && r.Code == 0 && r.Fault == "" && r.FromUserID == user {
+			times = append(times, r.Time)
+		}
+	}
+	slices.SortFunc(times, time.Time.Compare)
+	body := fmt.Sprintf("%q", user)
+	var batches []devstack.Batch
+	for _, b := range q.Batches() {
+		if slices.ContainsFunc(b.Messages, func(d devstack.Delivery) bool { return strings.Contains(d.Body, body) }) {
+			batches = append(batches, b)
+		}
+	}
+	slices.SortFunc(batches, func(a, b devstack.Batch) int { return a.Start.Compare(b.Start) })
+	var out []string
+	for i := 1; i < len(batches); i++ {
+		prevEnd := batches[i-1].Start.Add(batches[i-1].Result.Latency)
+		start := batches[i].Start
+		last := slices.IndexFunc(times, func(t time.Time) bool { return t.After(prevEnd) }) // first deletion after the previous round
+		if last <= 0 {
+			continue
+		}
+		first := slices.IndexFunc(times, func(t time.Time) bool { return !t.Before(start) })
+		if first < 0 {
+			continue
+		}
+		out = append(out, fmt.Sprintf("%v + %v + %v = %v",
+			prevEnd.Sub(times[last-1]).Round(time.Millisecond), start.Sub(prevEnd).Round(time.Millisecond),
+			times[first].Sub(start).Round(time.Millisecond), times[first].Sub(times[last-1]).Round(time.Millisecond)))
+	}
+	return out
+}
+
 // latencies returns the answers' latencies, sorted.
 func latencies(answers []httpAnswer) []time.Duration {
 	var ds []time.Duration
@@ -235,6 +275,8 @@ func TestBudgetLoneJob(t *testing.T) {
 	t.Logf("gaps over 3 spacings (%v): %d, %v in all, longest %v; rate outside them %.2f/s (the pool's %.2f/s); DynamoDB requests %d (%.0f per 1,000 deletions, registry included)",
 		3*budgetSpacing, g.count, g.total.Round(time.Millisecond), g.longest.Round(time.Millisecond), g.steady,
 		float64(zegoBudget-devstack.DefaultAPIInstances)*0.97, total, 1000*float64(total)/float64(max(n, 1)))
+	t.Logf("round handovers (last deletion → continuation sent + queue → next invocation + → its first deletion): %v",
+		handovers(q, reqs, user))
 	if floor := 0.6 * zegoBudget; rate < floor {
 		t.Errorf("the lone job deleted at %.2f/s, below even %.0f/s (60%% of %d/s; the target is 80%%)", rate, floor, zegoBudget)
 	}
