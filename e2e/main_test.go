@@ -11,7 +11,6 @@ package e2e
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -41,14 +40,6 @@ func TestMain(m *testing.M) {
 
 func run(m *testing.M) int {
 	testenv.Require(testenv.MotoServer)
-	// The suite takes about 15 minutes on 2 cores (jobs of thousands of
-	// conversations at ZEGO's 20/s, outages of minutes): past go test's
-	// default 10-minute alarm, which would kill it. A -timeout other than
-	// the default is kept.
-	flag.Parse()
-	if f := flag.Lookup("test.timeout"); f != nil && f.Value.String() == (10*time.Minute).String() {
-		_ = f.Value.Set((45 * time.Minute).String())
-	}
 	fail := func(format string, args ...any) int {
 		fmt.Fprintf(os.Stderr, "e2e: "+format+"\n", args...)
 		return 1
