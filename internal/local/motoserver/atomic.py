@@ -7,6 +7,7 @@ concurrent conditional writes can both pass their condition against the same
 old item. DynamoDB itself never does that, so the tests of conditional writes
 run moto through this wrapper, which serialises the writes.
 """
+import copy
 import functools
 import threading
 
@@ -17,10 +18,13 @@ _lock = threading.Lock()
 
 
 def _serialised(method):
+    # The handler reads the returned item (UpdateItem's ReturnValues) after
+    # the call: a copy taken under the lock, or a concurrent write would show
+    # in this one's answer (two UpdateItems answering the same new value).
     @functools.wraps(method)
     def locked(self, *args, **kwargs):
         with _lock:
-            return method(self, *args, **kwargs)
+            return copy.deepcopy(method(self, *args, **kwargs))
 
     return locked
 
