@@ -126,10 +126,8 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) (int, er
 		return 1, err
 	}
 	start := time.Now()
-	cfg := devstack.Config{
-		Progress: stderr,
-		Queue:    &devstack.QueueConfig{},
-	}
+	cfg := templateConfig()
+	cfg.Progress = stderr
 	if err := applyLatency(&cfg, *latency); err != nil {
 		return 2, err
 	}
@@ -185,7 +183,8 @@ func invoke(ctx context.Context, args []string, stdout, stderr io.Writer) (int, 
 	}
 	cfg := devstack.Config{Target: target, Progress: stderr}
 	if target == devstack.TargetLocal {
-		cfg.Queue = &devstack.QueueConfig{}
+		cfg = templateConfig()
+		cfg.Progress = stderr
 	}
 	if err := applyLatency(&cfg, *latency); err != nil {
 		return 2, err
@@ -231,7 +230,8 @@ func stack(ctx context.Context, args []string, stdout, stderr io.Writer) (int, e
 	if target, err := devstack.TargetFromEnv(); err != nil || target != devstack.TargetLocal {
 		return 2, fmt.Errorf("devstack stack starts the local stack only (unset %s)", devstack.TargetEnv)
 	}
-	cfg := devstack.Config{Progress: stderr, Queue: &devstack.QueueConfig{}}
+	cfg := templateConfig()
+	cfg.Progress = stderr
 	if err := applyLatency(&cfg, *latency); err != nil {
 		return 2, err
 	}
@@ -251,6 +251,21 @@ func stack(ctx context.Context, args []string, stdout, stderr io.Writer) (int, e
 		return 1, err
 	}
 	return 0, nil
+}
+
+// templateConfig is the local stack as template.yaml deploys it at its
+// defaults: each function's timeout, and the job queue's visibility timeout
+// and redrive. A job's rounds run as long as on AWS, so the demo's job rate is
+// the one a deployed stack gets (a shorter timeout hands over more often).
+func templateConfig() devstack.Config {
+	return devstack.Config{
+		Function: devstack.FunctionConfig{Timeout: 25 * time.Second},
+		Queue: &devstack.QueueConfig{
+			Function:          devstack.FunctionConfig{Timeout: 60 * time.Second},
+			VisibilityTimeout: 370 * time.Second,
+			MaxReceiveCount:   20,
+		},
+	}
 }
 
 // writeEndpoints prints the stack's endpoints as KEY=value lines.

@@ -3,8 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // These cover what the command decides before starting anything; e2e/ runs
@@ -52,5 +56,46 @@ func TestHelpGoesToStdout(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	if code := run(context.Background(), []string{"help"}, &stdout, &stderr); code != 0 || !strings.Contains(stdout.String(), "devstack demo") {
 		t.Errorf("help: %d, %q", code, stdout.String())
+	}
+}
+
+// The local stack runs with the template's timeouts and redrive, so that what
+// the demo shows (a job's rounds, its rate) is what a deployed stack does.
+func TestTemplateConfigFollowsTheTemplate(t *testing.T) {
+	b, err := os.ReadFile("../../template.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := string(b)
+	// value returns the first "key: N" line after the line that opens block.
+	value := func(block, key string) int {
+		t.Helper()
+		i := strings.Index(tmpl, "\n"+block+"\n")
+		if i < 0 {
+			t.Fatalf("template.yaml has no %q", block)
+		}
+		m := regexp.MustCompile(`(?m)^\s+` + key + `: (\d+)$`).FindStringSubmatch(tmpl[i:])
+		if m == nil {
+			t.Fatalf("template.yaml: no %s under %q", key, block)
+		}
+		n, _ := strconv.Atoi(m[1])
+		return n
+	}
+	cfg := templateConfig()
+	for _, c := range []struct {
+		what string
+		got  time.Duration
+		want int
+	}{
+		{"ApiFunction Timeout", cfg.Function.Timeout, value("  ApiFunction:", "Timeout")},
+		{"QueueFunction Timeout", cfg.Queue.Function.Timeout, value("  QueueFunction:", "Timeout")},
+		{"Queue VisibilityTimeout", cfg.Queue.VisibilityTimeout, value("  Queue:", "VisibilityTimeout")},
+	} {
+		if c.got != time.Duration(c.want)*time.Second {
+			t.Errorf("%s: local stack %v, template %d s", c.what, c.got, c.want)
+		}
+	}
+	if want := value("  MaxReceiveCount:", "Default"); cfg.Queue.MaxReceiveCount != want {
+		t.Errorf("MaxReceiveCount: local stack %d, template default %d", cfg.Queue.MaxReceiveCount, want)
 	}
 }
