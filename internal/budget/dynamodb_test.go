@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -27,19 +26,11 @@ import (
 // concurrent conditional writes can both succeed against the same old item
 // (seen here as two slots less than a spacing apart).
 // motoserver's atomic.py explains.
-var shared struct {
-	once sync.Once
-	srv  *motoserver.Server
-	err  error
-}
+var shared motoserver.Shared
 
 func TestMain(m *testing.M) {
 	testenv.Require(testenv.MotoServer)
-	code := m.Run()
-	if shared.srv != nil {
-		shared.srv.Stop()
-	}
-	os.Exit(code)
+	shared.RunTests(m)
 }
 
 var tableSeq atomic.Int64
@@ -49,13 +40,7 @@ var tableSeq atomic.Int64
 // and its name.
 func motoTable(t testing.TB) (*dynamodb.Client, string) {
 	t.Helper()
-	shared.once.Do(func() {
-		shared.srv, shared.err = motoserver.Start(context.Background())
-	})
-	if shared.err != nil {
-		t.Fatalf("starting moto_server: %v", shared.err)
-	}
-	cfg, err := shared.srv.AWSConfig(context.Background())
+	cfg, err := shared.Server(t).AWSConfig(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,12 +1,9 @@
 package redelivery
 
 import (
-	"context"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,29 +17,17 @@ import (
 
 // One moto_server serves the package's tests, each with queues of its own
 // names; it starts on first use.
-var shared struct {
-	once sync.Once
-	srv  *motoserver.Server
-	err  error
-}
+var shared motoserver.Shared
 
 func TestMain(m *testing.M) {
 	testenv.Require(testenv.MotoServer)
-	code := m.Run()
-	if shared.srv != nil {
-		shared.srv.Stop()
-	}
-	os.Exit(code)
+	shared.RunTests(m)
 }
 
 // motoSQS is an SQS client of the shared moto_server.
 func motoSQS(t *testing.T) *sqs.Client {
 	t.Helper()
-	shared.once.Do(func() { shared.srv, shared.err = motoserver.Start(context.Background()) })
-	if shared.err != nil {
-		t.Fatalf("starting moto_server: %v", shared.err)
-	}
-	cfg, err := shared.srv.AWSConfig(t.Context())
+	cfg, err := shared.Server(t).AWSConfig(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}

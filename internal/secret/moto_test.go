@@ -1,12 +1,9 @@
 package secret_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -22,35 +19,17 @@ import (
 
 // One moto_server serves every test that needs no server of its own; each
 // test uses its own secret names. It starts on first use.
-var shared struct {
-	once sync.Once
-	srv  *motoserver.Server
-	err  error
-}
+var shared motoserver.Shared
 
 func TestMain(m *testing.M) {
 	testenv.Require(testenv.MotoServer)
-	code := m.Run()
-	if shared.srv != nil {
-		shared.srv.Stop()
-	}
-	os.Exit(code)
+	shared.RunTests(m)
 }
-
-// motoReady bounds moto_server's start. It is a Python server that imports
-// much before it answers: on a shared 2-core machine with ten runnable
-// processes per core that took more than motoserver's default 20 s. Waiting
-// longer costs nothing when it starts fast.
-var motoReady = motoserver.WithReadyTimeout(2 * time.Minute)
 
 // sharedMoto returns a Secrets Manager client for the shared server.
 func sharedMoto(t *testing.T) *secretsmanager.Client {
 	t.Helper()
-	shared.once.Do(func() { shared.srv, shared.err = motoserver.Start(context.Background(), motoReady) })
-	if shared.err != nil {
-		t.Fatalf("starting moto_server: %v", shared.err)
-	}
-	return motoClient(t, shared.srv)
+	return motoClient(t, shared.Server(t))
 }
 
 func motoClient(t *testing.T, srv *motoserver.Server) *secretsmanager.Client {
@@ -199,7 +178,7 @@ func TestMotoConfigurationErrors(t *testing.T) {
 // TestErrorClassesOverTheWire.
 func TestMotoAccessDenied(t *testing.T) {
 	t.Parallel()
-	srv := motoserver.StartT(t, motoReady) // IAM enforcement is server-wide
+	srv := motoserver.StartT(t) // IAM enforcement is server-wide
 	admin := motoClient(t, srv)
 	createSecret(t, admin, "moto/denied", secretJSON(credsA))
 	id, key, err := srv.CreateIAMUser(t.Context(), "deleteconv-function")
@@ -228,7 +207,7 @@ func TestMotoAccessDenied(t *testing.T) {
 // is ErrUnavailable once it is over or when it is turned off.
 func TestMotoStopped(t *testing.T) {
 	t.Parallel()
-	srv := motoserver.StartT(t, motoReady)
+	srv := motoserver.StartT(t)
 	sm := motoClient(t, srv)
 	createSecret(t, sm, "moto/stopped", secretJSON(credsA))
 	const ttl, grace = time.Minute, 10 * time.Minute

@@ -319,3 +319,34 @@ func StartT(t testing.TB, opts ...Option) *Server {
 	t.Cleanup(s.Stop)
 	return s
 }
+
+// Shared is one server for all of a package's tests: moto_server takes
+// seconds to start, so the first test that asks starts it and RunTests stops
+// it once they have all run. The zero value is ready to use.
+type Shared struct {
+	once sync.Once
+	srv  *Server
+	err  error
+}
+
+// Server returns the shared server, starting it with opts on first use. It
+// fails t (never skips) when the server cannot start.
+func (s *Shared) Server(t testing.TB, opts ...Option) *Server {
+	t.Helper()
+	s.once.Do(func() { s.srv, s.err = Start(context.Background(), opts...) })
+	if s.err != nil {
+		t.Fatalf("motoserver: %v", s.err)
+	}
+	return s.srv
+}
+
+// RunTests is a TestMain's body: it runs m's tests, stops the shared server
+// if one started, and exits with the tests' status. Call testenv.Require
+// first, so that no test runs without moto_server.
+func (s *Shared) RunTests(m *testing.M) {
+	code := m.Run()
+	if s.srv != nil {
+		s.srv.Stop()
+	}
+	os.Exit(code)
+}
