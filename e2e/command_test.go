@@ -56,7 +56,7 @@ func TestInvokeCommandQueueTarget(t *testing.T) {
 	for _, want := range []string{
 		"sent 3 message(s) from sqs.json to zim-deleteconv-queue",
 		answer.BatchItemFailures[0].ItemIdentifier + " (receive 1): in batchItemFailures: back after the visibility timeout; the function: invalid_request",
-		"1 message(s) failed and wait out the visibility timeout (3m0s); after 5 receives",
+		"1 message(s) failed and wait out the visibility timeout (6m10s); after 20 receives",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, out)
