@@ -2,6 +2,8 @@ package devstack
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -48,5 +50,32 @@ func TestPollerClaimDropsCopiesInFlight(t *testing.T) {
 	p.mu.Unlock()
 	if got := ids(p.claim([]types.Message{msg("b")})); got != "b" {
 		t.Errorf("after b settled: claimed %q, want b", got)
+	}
+}
+
+// A queue read once as empty is not drained: moto can count a message whose
+// visibility timeout is just ending in neither the visible nor the in-flight
+// count. The wait ends only on two empty reads in a row.
+func TestWaitStableNeedsTwoReadsInARow(t *testing.T) {
+	inFlight, empty := QueueCounts{InFlight: 1}, QueueCounts{}
+	reads := []QueueCounts{inFlight, empty, QueueCounts{Visible: 1}, inFlight, empty, empty, inFlight}
+	n := 0
+	read := func(context.Context) (QueueCounts, error) {
+		c := reads[n]
+		n++
+		return c, nil
+	}
+	drained := func(c QueueCounts) bool { return c.Visible+c.InFlight+c.Delayed == 0 }
+	if _, err := waitStable(t.Context(), time.Microsecond, read, drained); err != nil {
+		t.Fatal(err)
+	}
+	if n != 6 {
+		t.Errorf("the wait ended after %d reads, want 6 (the second of two empty reads in a row)", n)
+	}
+
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := waitStable(ctx, time.Microsecond, func(context.Context) (QueueCounts, error) { return inFlight, nil }, drained); !errors.Is(err, context.Canceled) {
+		t.Errorf("a wait whose context ended: %v, want context.Canceled", err)
 	}
 }

@@ -284,20 +284,37 @@ func (q *Queue) WaitSettled(ctx context.Context) error {
 }
 
 func (q *Queue) waitUntil(ctx context.Context, done func(QueueCounts) bool) error {
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
+	c, err := waitStable(ctx, 100*time.Millisecond, q.Counts, done)
+	if err != nil && ctx.Err() != nil {
+		return fmt.Errorf("devstack: waiting for %s (%d visible, %d in flight, %d delayed): %w", q.Name, c.Visible, c.InFlight, c.Delayed, err)
+	}
+	return err
+}
+
+// waitStable reads the counts every tick until done holds for two reads in a
+// row, and returns the last counts read. One read is not enough: moto
+// computes each attribute at its own instant, so a message whose visibility
+// timeout ends between the visible and the in-flight count shows in neither,
+// and the queue looks empty for that one read while the message is about to
+// be received again.
+func waitStable(ctx context.Context, tick time.Duration, read func(context.Context) (QueueCounts, error), done func(QueueCounts) bool) (QueueCounts, error) {
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	seen := 0
 	for {
-		c, err := q.Counts(ctx)
+		c, err := read(ctx)
 		if err != nil {
-			return err
+			return c, err
 		}
-		if done(c) {
-			return nil
+		if !done(c) {
+			seen = 0
+		} else if seen++; seen == 2 {
+			return c, nil
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("devstack: waiting for %s (%d visible, %d in flight, %d delayed): %w", q.Name, c.Visible, c.InFlight, c.Delayed, ctx.Err())
-		case <-tick.C:
+			return c, ctx.Err()
+		case <-t.C:
 		}
 	}
 }
